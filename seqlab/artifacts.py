@@ -1,0 +1,137 @@
+"""Artifact directories: ``manifest.json`` (what produced a directory), hashes, atomic writes.
+
+Every stage reads and writes a directory carrying a manifest, so stages talk only through artifacts.
+Paths may be local or any URI ``pyarrow.fs`` understands (``s3://``, ``gs://``, ``file://``).
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import hashlib
+import json
+import os
+import platform
+import tempfile
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+MANIFEST = "manifest.json"
+_TRACKED_PACKAGES = ("seqlab", "ray", "torch", "transformers", "optuna", "pyarrow", "pandas", "tokenizers")
+
+
+def is_uri(path: str | os.PathLike[str]) -> bool:
+    """True for ``scheme://...`` paths other than plain local files."""
+    return "://" in str(path) and not str(path).startswith("file://")
+
+
+def library_versions() -> dict[str, str]:
+    """Installed versions of the packages that shape an artifact (absent ones are skipped)."""
+    versions = {"python": platform.python_version()}
+    for name in _TRACKED_PACKAGES:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            continue
+    return versions
+
+
+def atomic_write_text(path: str | os.PathLike[str], text: str) -> None:
+    """Write ``text`` to a local ``path`` via a temp file + rename, so readers never see half a file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_text(path: str, text: str) -> None:
+    """Write text to a local path (atomically) or a URI (via pyarrow.fs)."""
+    if not is_uri(path):
+        atomic_write_text(path.removeprefix("file://"), text)
+        return
+    import pyarrow.fs as pafs
+
+    fs, inner = pafs.FileSystem.from_uri(path)
+    fs.create_dir(inner.rsplit("/", 1)[0], recursive=True)
+    with fs.open_output_stream(inner) as out:
+        out.write(text.encode("utf-8"))
+
+
+def read_text(path: str) -> str:
+    """Read text from a local path or a URI."""
+    if not is_uri(path):
+        return Path(path.removeprefix("file://")).read_text(encoding="utf-8")
+    import pyarrow.fs as pafs
+
+    fs, inner = pafs.FileSystem.from_uri(path)
+    with fs.open_input_stream(inner) as src:
+        return src.read().decode("utf-8")
+
+
+def join(base: str | os.PathLike[str], *parts: str) -> str:
+    """Join path parts for local paths and URIs alike."""
+    base = str(base)
+    if is_uri(base):
+        return "/".join([base.rstrip("/"), *parts])
+    return str(Path(base, *parts))
+
+
+def manifest_hash(manifest: dict[str, Any]) -> str:
+    """Stable short hash of a manifest (sorted JSON), used to name an input in a downstream manifest."""
+    blob = json.dumps(manifest, sort_keys=True, ensure_ascii=False, default=str).encode("utf-8")
+    return hashlib.sha256(blob).hexdigest()[:16]
+
+
+def write_manifest(
+    directory: str | os.PathLike[str],
+    stage: str,
+    config: dict[str, Any] | None = None,
+    inputs: dict[str, dict[str, Any]] | None = None,
+    metrics: dict[str, Any] | None = None,
+    **extra: Any,
+) -> dict[str, Any]:
+    """Write ``directory/manifest.json`` and return it.
+
+    Args:
+        directory: the artifact directory (local or URI).
+        stage: what produced it (``scrape``, ``tune``, ``finetune`` ...).
+        config: the stage's config as a JSON-safe dict.
+        inputs: input artifacts by role -> their manifests; only their hashes and paths are stored.
+        metrics: numbers a person or a later stage needs.
+        **extra: stage-specific fields (e.g. ``labeler``, ``tokenizer``).
+    """
+    manifest: dict[str, Any] = {
+        "stage": stage,
+        "created_at": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "config": config or {},
+        "inputs": {
+            role: {"hash": manifest_hash(m), "path": m.get("path"), "stage": m.get("stage")}
+            for role, m in (inputs or {}).items()
+        },
+        "metrics": metrics or {},
+        "versions": library_versions(),
+        **extra,
+    }
+    write_text(join(directory, MANIFEST), json.dumps(manifest, indent=2, ensure_ascii=False, default=str))
+    return manifest
+
+
+def read_manifest(directory: str | os.PathLike[str]) -> dict[str, Any]:
+    """Read ``directory/manifest.json``; the returned dict gains ``path`` (where it was read from).
+
+    Raises:
+        FileNotFoundError: with a message naming the directory when it holds no manifest.
+    """
+    path = join(directory, MANIFEST)
+    try:
+        manifest = json.loads(read_text(path))
+    except FileNotFoundError:
+        raise FileNotFoundError(f"{directory} is not a seqlab artifact: no {MANIFEST} in it") from None
+    manifest["path"] = str(directory)
+    return manifest

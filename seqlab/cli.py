@@ -1,0 +1,90 @@
+"""``seqlab <verb>``: one verb, one function.
+
+Each verb lives in its own module exposing ``add_arguments(parser)`` and ``run(args) -> int``; this file
+only routes. Verb modules are imported only when their verb is used, so ``seqlab --help`` stays fast and
+``seqlab normalize`` never imports torch or Ray.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+
+from seqlab.config import ConfigError
+
+# verb -> (module, one-line help). The module provides add_arguments(parser) and run(args) -> int.
+VERBS: dict[str, tuple[str, str]] = {
+    "demo": ("seqlab.demo", "run the whole pipeline on the bundled data on a local Ray"),
+    "normalize": ("seqlab.text.cli", "normalize Arabic text from text/JSONL/Parquet files or stdin"),
+    "corpus": ("seqlab.data.corpus_cli", "generate the bundled labeled corpus (any size, any seed)"),
+    "site": ("seqlab.data.site_cli", "serve the generated corpus as a local website on loopback"),
+    "scrape": ("seqlab.data.cli", "scrape Arabic sites into a Parquet corpus (Ray Data)"),
+    "tune": ("seqlab.tune.cli", "search RNN scorers with Ray Tune + Optuna + ASHA"),
+    "finetune": ("seqlab.lm.cli_finetune", "fine-tune or train GPT-2 with Ray Train"),
+    "generate": ("seqlab.lm.cli_generate", "generate Arabic text from a trained GPT-2 directory"),
+    "bench": ("seqlab.bench.cli", "benchmarks that print ratios against a same-run baseline"),
+}
+
+
+def _top_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="seqlab",
+        description="Arabic web text -> normalized Parquet corpus -> RNN scorer and GPT-2 generator, on Ray.",
+        epilog="Run 'seqlab <verb> --help' for a verb's options.",
+    )
+    parser.add_argument("--version", action="version", version=f"seqlab {_version()}")
+    sub = parser.add_subparsers(dest="verb", metavar="<verb>")
+    for verb, (_, help_text) in VERBS.items():
+        sub.add_parser(verb, help=help_text, add_help=False)
+    return parser
+
+
+def _version() -> str:
+    from seqlab import __version__
+
+    return __version__
+
+
+def build_verb_parser(verb: str) -> tuple[argparse.ArgumentParser, object]:
+    """The full parser of one verb and its module."""
+    module_name, help_text = VERBS[verb]
+    module = importlib.import_module(module_name)
+    parser = argparse.ArgumentParser(prog=f"seqlab {verb}", description=help_text)
+    module.add_arguments(parser)
+    return parser, module
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if not argv or argv[0] not in VERBS:
+        parser = _top_parser()
+        if not argv:
+            parser.print_help()
+            return 2
+        parser.parse_args(argv)  # handles --help/--version, errors on an unknown verb
+        return 2
+    verb_parser, module = build_verb_parser(argv[0])
+    args, unknown = verb_parser.parse_known_args(argv[1:])
+    overrides = [u for u in unknown if u.startswith("--") and "=" in u]
+    rest = [u for u in unknown if u not in overrides]
+    if rest:
+        verb_parser.error(f"unrecognized arguments: {' '.join(rest)}")
+    if overrides and not hasattr(args, "overrides"):
+        verb_parser.error(f"'seqlab {argv[0]}' takes no --section.field=value overrides: {' '.join(overrides)}")
+    if hasattr(args, "overrides"):
+        args.overrides = [*args.overrides, *overrides]
+    try:
+        return int(module.run(args) or 0)
+    except ConfigError as exc:
+        print(f"seqlab {argv[0]}: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"seqlab {argv[0]}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -73,7 +73,9 @@ def main(argv: list[str] | None = None) -> int:
     if rest:
         verb_parser.error(f"unrecognized arguments: {' '.join(rest)}")
     if overrides and not hasattr(args, "overrides"):
-        verb_parser.error(f"'seqlab {argv[0]}' takes no --section.field=value overrides: {' '.join(overrides)}")
+        verb_parser.error(
+            f"'seqlab {argv[0]}' takes no --section.field=value overrides: {' '.join(overrides)}"
+        )
     if hasattr(args, "overrides"):
         args.overrides = [*args.overrides, *overrides]
     try:

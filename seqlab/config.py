@@ -55,7 +55,9 @@ def config_class_for(name: str) -> type[Config]:
     try:
         target = JOB_CONFIGS[name]
     except KeyError:
-        raise ConfigError(f"no config model registered for job {name!r}; known: {sorted(JOB_CONFIGS)}") from None
+        raise ConfigError(
+            f"no config model registered for job {name!r}; known: {sorted(JOB_CONFIGS)}"
+        ) from None
     module, _, attr = target.partition(":")
     return getattr(importlib.import_module(module), attr)
 

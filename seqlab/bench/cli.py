@@ -17,8 +17,11 @@ BENCHMARKS: dict[str, str] = {
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("name", choices=sorted(BENCHMARKS), help="which benchmark; " + "; ".join(
-        f"{k}: {v}" for k, v in BENCHMARKS.items()))
+    parser.add_argument(
+        "name",
+        choices=sorted(BENCHMARKS),
+        help="which benchmark; " + "; ".join(f"{k}: {v}" for k, v in BENCHMARKS.items()),
+    )
     parser.add_argument("bench_args", nargs=argparse.REMAINDER, help="options of that benchmark (see --help)")
 
 

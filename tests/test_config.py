@@ -52,7 +52,7 @@ def test_errors_name_the_field(tmp_path):
     bad.write_text("- a list\n")
     with pytest.raises(ConfigError, match="mapping"):
         load_config(Job, bad)
-    with pytest.raises(ConfigError, match="missing.yaml"):
+    with pytest.raises(ConfigError, match=r"missing\.yaml"):
         load_config(Job, tmp_path / "missing.yaml")
     with pytest.raises(ConfigError, match="must look like"):
         parse_overrides(["--train.lr"])
@@ -66,6 +66,6 @@ def test_every_shipped_job_yaml_loads():
         cfg = load_config(config_class_for(path.stem), path)
         assert isinstance(cfg, Config)
         first = path.read_text(encoding="utf-8").splitlines()[0]
-        assert first.startswith("#") and "ray job submit" in first or path.stem == "demo", (
+        assert (first.startswith("#") and "ray job submit" in first) or path.stem == "demo", (
             f"{path.name}: first line must be the exact 'ray job submit' command"
         )

@@ -1,0 +1,247 @@
+"""``seqlab normalize``: normalize Arabic text files (or stdin) into the same format.
+
+Formats: plain text (one document per line), JSONL (the ``--field`` of each object) and Parquet (the
+``--column`` of the table), chosen from the file extension or ``--format``. By default the text is
+replaced in place; ``--out-field`` writes it to another field/column instead. ``--tokens`` writes
+``preprocess()`` tokens joined by spaces.
+
+Switches: ``--config FILE.yaml`` (a :class:`~seqlab.text.config.NormalizeConfig`), dotted overrides
+(``--teh_marbuta=true``) and flags (``--teh-marbuta``, ``--no-stem``), applied in that order.
+
+Examples::
+
+    echo "ذَهَبَ الطّالِبُ إلى المَكتبةِ" | seqlab normalize
+    seqlab normalize corpus.jsonl --field body --out norm.jsonl --teh-marbuta
+    seqlab normalize pages.parquet --column text --out-field text_norm --out pages_norm.parquet
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import os
+import sys
+import tempfile
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TextIO
+
+from seqlab.config import add_config_arguments, load_config
+from seqlab.text.config import SWITCHES, NormalizeConfig
+
+FORMATS = ("text", "jsonl", "parquet")
+_EXTENSIONS = {".txt": "text", ".text": "text", ".jsonl": "jsonl", ".ndjson": "jsonl"}
+_EXTENSIONS |= {".parquet": "parquet", ".pq": "parquet"}
+
+
+class InputError(ValueError):
+    """Bad input (missing file, unknown format, missing column...); the message says which."""
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("inputs", nargs="*", metavar="FILE", help="input files; none or '-' reads stdin")
+    parser.add_argument("-o", "--out", help="output file in the input's format (default: stdout)")
+    parser.add_argument(
+        "--format",
+        choices=("auto", *FORMATS),
+        default="auto",
+        help="input format (default: from extension; stdin: text)",
+    )
+    parser.add_argument("--field", default="text", help="JSONL field holding the text (default: text)")
+    parser.add_argument("--column", default="text", help="Parquet column holding the text (default: text)")
+    parser.add_argument(
+        "--out-field",
+        help="JSONL field / Parquet column for the result (default: overwrite --field/--column)",
+    )
+    parser.add_argument("--tokens", action="store_true", help="write preprocess() tokens joined by spaces")
+    add_config_arguments(parser)
+    switches = parser.add_argument_group("switches (after --config and overrides)")
+    for name in SWITCHES:
+        field = NormalizeConfig.model_fields[name]
+        flag = name.replace("_", "-")
+        if field.default:
+            switches.add_argument(
+                f"--no-{flag}",
+                dest=f"switch_{name}",
+                action="store_false",
+                default=None,
+                help=f"do not {field.description}",
+            )
+        else:
+            switches.add_argument(
+                f"--{flag}", dest=f"switch_{name}", action="store_true", default=None, help=field.description
+            )
+
+
+def run(args: argparse.Namespace) -> int:
+    cfg = load_config(NormalizeConfig, args.config, args.overrides)
+    flags = {name: value for name in SWITCHES if (value := getattr(args, f"switch_{name}", None)) is not None}
+    if flags:
+        cfg = NormalizeConfig.model_validate({**cfg.model_dump(), **flags})
+    try:
+        convert(args, cfg)
+    except InputError as exc:
+        print(f"seqlab normalize: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+def convert(args: argparse.Namespace, cfg: NormalizeConfig) -> None:
+    """Read ``args.inputs`` (or stdin), transform the text, write ``args.out`` (or stdout)."""
+    from seqlab.text import normalize, preprocess
+
+    sources = [s for s in args.inputs if s != "-"]
+    use_stdin = not args.inputs or "-" in args.inputs
+    if use_stdin and sources:
+        raise InputError("read either files or stdin ('-'), not both")
+    for path in sources:
+        if not Path(path).is_file():
+            raise InputError(f"{path}: no such file")
+    fmt = _detect_format(args.format, sources)
+
+    def fn(text: str) -> str:
+        return " ".join(preprocess(text, cfg)) if args.tokens else normalize(text, cfg)
+
+    if fmt == "parquet":
+        _convert_parquet(sources, use_stdin, args.column, args.out_field or args.column, args.out, fn)
+        return
+    with _text_output(args.out) as out:
+        for source, line_no, line in _lines(sources, use_stdin):
+            if fmt == "text":
+                out.write(fn(line) + "\n")
+            else:
+                out.write(_jsonl_line(source, line_no, line, args.field, args.out_field or args.field, fn))
+
+
+def _detect_format(requested: str, sources: list[str]) -> str:
+    if requested != "auto":
+        return requested
+    if not sources:
+        return "text"
+    found = set()
+    for path in sources:
+        suffix = Path(path).suffix.lower()
+        if suffix not in _EXTENSIONS:
+            raise InputError(
+                f"{path}: cannot tell the format from {suffix or 'no extension'!r}; "
+                f"pass --format {'|'.join(FORMATS)} (known extensions: {', '.join(sorted(_EXTENSIONS))})"
+            )
+        found.add(_EXTENSIONS[suffix])
+    if len(found) > 1:
+        raise InputError(f"inputs mix formats {sorted(found)}; convert one format per run")
+    return found.pop()
+
+
+def _lines(sources: list[str], use_stdin: bool) -> Iterator[tuple[str, int, str]]:
+    """(source name, 1-based line number, line without its newline) for every input line."""
+    if use_stdin:
+        stdin = sys.stdin
+        if hasattr(stdin, "reconfigure"):
+            stdin.reconfigure(encoding="utf-8")
+        yield from _numbered("<stdin>", stdin)
+        return
+    for path in sources:
+        with open(path, encoding="utf-8", newline=None) as fh:
+            yield from _numbered(path, fh)
+
+
+def _numbered(name: str, lines: Iterable[str]) -> Iterator[tuple[str, int, str]]:
+    line_no = 0
+    try:
+        for line in lines:
+            line_no += 1
+            yield name, line_no, line.rstrip("\n")
+    except UnicodeDecodeError as exc:
+        raise InputError(f"{name}: not valid UTF-8 after line {line_no} ({exc.reason})") from None
+
+
+def _jsonl_line(
+    source: str, line_no: int, line: str, field: str, out_field: str, fn: Callable[[str], str]
+) -> str:
+    if not line.strip():
+        return ""  # blank lines carry no record
+    try:
+        record = json.loads(line)
+    except json.JSONDecodeError as exc:
+        raise InputError(f"{source}:{line_no}: not valid JSON ({exc.msg})") from None
+    if not isinstance(record, dict):
+        raise InputError(f"{source}:{line_no}: expected a JSON object, got {type(record).__name__}")
+    if field not in record:
+        raise InputError(f"{source}:{line_no}: no field {field!r} (fields: {sorted(record)}); see --field")
+    value = record[field]
+    if value is not None and not isinstance(value, str):
+        raise InputError(f"{source}:{line_no}: field {field!r} is {type(value).__name__}, expected a string")
+    record[out_field] = None if value is None else fn(value)
+    return json.dumps(record, ensure_ascii=False) + "\n"
+
+
+@contextmanager
+def _text_output(path: str | None) -> Iterator[TextIO]:
+    """Stdout, or a temp file next to ``path`` renamed into place on success (never a half file)."""
+    if path is None:
+        if hasattr(sys.stdout, "reconfigure"):
+            sys.stdout.reconfigure(encoding="utf-8")
+        yield sys.stdout
+        sys.stdout.flush()
+        return
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
+    try:
+        with open(fd, "w", encoding="utf-8", newline="\n") as fh:
+            yield fh
+        os.replace(tmp, target)
+    finally:
+        Path(tmp).unlink(missing_ok=True)
+
+
+def _convert_parquet(
+    sources: list[str],
+    use_stdin: bool,
+    column: str,
+    out_column: str,
+    out: str | None,
+    fn: Callable[[str], str],
+) -> None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    try:
+        if use_stdin:
+            tables = [pq.read_table(io.BytesIO(sys.stdin.buffer.read()))]
+        else:
+            tables = [pq.read_table(path) for path in sources]
+        table = pa.concat_tables(tables) if len(tables) > 1 else tables[0]
+    except (pa.ArrowInvalid, OSError) as exc:
+        raise InputError(f"cannot read Parquet: {exc}") from None
+    if column not in table.column_names:
+        raise InputError(
+            f"no column {column!r} in the Parquet input (columns: {table.column_names}); see --column"
+        )
+    source = table.column(column)
+    if not (pa.types.is_string(source.type) or pa.types.is_large_string(source.type)):
+        raise InputError(f"column {column!r} is {source.type}, expected a string column")
+    values = [None if v is None else fn(v) for v in source.to_pylist()]
+    result = pa.array(values, type=source.type)
+    if out_column in table.column_names:
+        table = table.set_column(table.column_names.index(out_column), out_column, result)
+    else:
+        table = table.append_column(out_column, result)
+    if out is not None:
+        Path(out).parent.mkdir(parents=True, exist_ok=True)
+        tmp = f"{out}.tmp"
+        try:
+            pq.write_table(table, tmp)
+            os.replace(tmp, out)
+        finally:
+            Path(tmp).unlink(missing_ok=True)
+        return
+    if sys.stdout.isatty():
+        raise InputError("refusing to write Parquet to a terminal; pass --out FILE or redirect stdout")
+    sink = pa.BufferOutputStream()
+    pq.write_table(table, sink)
+    sys.stdout.flush()
+    sys.stdout.buffer.write(sink.getvalue().to_pybytes())
+    sys.stdout.buffer.flush()

@@ -1,0 +1,85 @@
+"""normalize_batch on pandas, Arrow and Ray's numpy batches, nulls included."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pytest
+
+from seqlab.text import normalize, normalize_batch
+
+TEXTS = ["ذَهَبَ إلى المدرسةِ", None, "عام ٢٠٢٤ www.mithal.org", "", "مكتبة"]
+
+
+def _expected(**switches):
+    return [None if t is None else normalize(t, **switches) for t in TEXTS]
+
+
+def test_pandas_object_column_with_none_and_nan():
+    df = pd.DataFrame({"text": pd.Series([*TEXTS, math.nan], dtype=object), "id": range(6)})
+    out = normalize_batch(df)
+    assert isinstance(out, pd.DataFrame)
+    assert list(out.columns) == ["text", "id", "text_norm"]
+    assert [None if pd.isna(v) else v for v in out["text_norm"]] == [*_expected(), None]
+    assert out["text_norm"].isna().tolist() == [False, True, False, False, False, True]
+    assert out["text_norm"][0] == "ذهب الي المدرسة"
+    assert "text_norm" not in df.columns  # the input is left alone
+    assert out["text"].tolist()[0] == TEXTS[0]
+
+
+def test_pandas_string_dtype_keeps_its_dtype_and_switches_apply():
+    df = pd.DataFrame({"body": pd.array(TEXTS, dtype="string")})
+    out = normalize_batch(df, column="body", out_column="body", teh_marbuta=True)
+    assert out["body"].dtype == df["body"].dtype
+    got = [None if pd.isna(v) else v for v in out["body"]]
+    assert got == _expected(teh_marbuta=True)
+    assert got[-1] == "مكتبه"
+
+
+@pytest.mark.parametrize("kind", [pa.string(), pa.large_string()])
+def test_arrow_table_with_nulls(kind):
+    table = pa.table({"text": pa.array(TEXTS, type=kind), "n": pa.array(range(5))})
+    out = normalize_batch(table)
+    assert isinstance(out, pa.Table)
+    assert out.column_names == ["text", "n", "text_norm"]
+    assert out.schema.field("text_norm").type == kind
+    assert out.column("text_norm").to_pylist() == _expected()
+    assert out.column("text_norm").null_count == 1
+
+
+def test_arrow_chunked_column_and_in_place_output():
+    chunked = pa.chunked_array([TEXTS[:2], TEXTS[2:]], type=pa.string())
+    table = pa.table({"text": chunked})
+    out = normalize_batch(table, out_column="text")
+    assert out.column_names == ["text"]
+    assert out.column("text").to_pylist() == _expected()
+
+
+def test_numpy_dict_batch():
+    batch = {"text": np.array(TEXTS, dtype=object), "id": np.arange(5)}
+    out = normalize_batch(batch)
+    assert set(out) == {"text", "id", "text_norm"}
+    assert list(out["text_norm"]) == _expected()
+    # Ray hands an all-null string block over as float32 NaN.
+    nulls = normalize_batch({"text": np.array([np.nan], dtype=np.float32)})
+    assert list(nulls["text_norm"]) == [None]
+
+
+def test_missing_column_is_named():
+    with pytest.raises(KeyError, match="body"):
+        normalize_batch(pd.DataFrame({"text": ["نص"]}), column="body")
+    with pytest.raises(KeyError, match="body"):
+        normalize_batch(pa.table({"text": ["نص"]}), column="body")
+
+
+def test_non_string_value_raises():
+    with pytest.raises(TypeError, match="int"):
+        normalize_batch(pd.DataFrame({"text": pd.Series(["نص", 3], dtype=object)}))
+
+
+def test_unsupported_batch_kind():
+    with pytest.raises(TypeError, match="DataFrame"):
+        normalize_batch(["نص"])

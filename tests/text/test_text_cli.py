@@ -1,0 +1,105 @@
+"""``seqlab normalize`` on text, JSONL and Parquet, stdin/stdout, switches and clear errors."""
+
+from __future__ import annotations
+
+import io
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from seqlab.cli import main
+from seqlab.text import normalize, preprocess
+
+DOCS = ["ذَهَبَ الطّالِبُ إلى المَكتبةِ ٣ مرات", "زوروا www.mithal.org للمزيد", "المدرسةُ جميلةٌ"]
+
+
+def test_text_file_to_file(tmp_path):
+    src, out = tmp_path / "in.txt", tmp_path / "sub" / "out.txt"
+    src.write_text("\n".join(DOCS) + "\n", encoding="utf-8")
+    assert main(["normalize", str(src), "--out", str(out)]) == 0
+    assert out.read_text(encoding="utf-8").splitlines() == [normalize(d) for d in DOCS]
+    assert out.read_text(encoding="utf-8").splitlines()[0] == "ذهب الطالب الي المكتبة مرات"
+
+
+def test_stdin_to_stdout_with_flag_and_override(monkeypatch, capsys):
+    monkeypatch.setattr(sys, "stdin", io.StringIO("\n".join(DOCS) + "\n"))
+    assert main(["normalize", "--teh-marbuta", "--remove_digits=false"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines == [normalize(d, teh_marbuta=True, remove_digits=False) for d in DOCS]
+    assert lines[2] == "المدرسه جميله"
+
+
+def test_config_yaml_then_no_flag(tmp_path, monkeypatch, capsys):
+    cfg = tmp_path / "norm.yaml"
+    cfg.write_text("teh_marbuta: true\nnormalize_alef: true\n", encoding="utf-8")
+    monkeypatch.setattr(sys, "stdin", io.StringIO("إلى المدرسة\n"))
+    assert main(["normalize", "--config", str(cfg), "--no-normalize-alef"]) == 0
+    assert capsys.readouterr().out == "إلي المدرسه\n"
+
+
+def test_tokens_mode(tmp_path, capsys):
+    src = tmp_path / "in.txt"
+    src.write_text("\n".join(DOCS), encoding="utf-8")
+    assert main(["normalize", str(src), "--tokens"]) == 0
+    assert capsys.readouterr().out.splitlines() == [" ".join(preprocess(d)) for d in DOCS]
+
+
+def test_jsonl_field_with_null_and_out_field(tmp_path):
+    src, out = tmp_path / "in.jsonl", tmp_path / "out.jsonl"
+    records = [{"id": i, "body": d} for i, d in enumerate(DOCS)] + [{"id": 9, "body": None}]
+    src.write_text("\n".join(json.dumps(r, ensure_ascii=False) for r in records) + "\n\n", encoding="utf-8")
+    assert main(["normalize", str(src), "--field", "body", "--out-field", "body_norm", "-o", str(out)]) == 0
+    got = [json.loads(line) for line in out.read_text(encoding="utf-8").splitlines()]
+    assert [r["body"] for r in got] == [*DOCS, None]
+    assert [r["body_norm"] for r in got] == [*(normalize(d) for d in DOCS), None]
+    assert [r["id"] for r in got] == [0, 1, 2, 9]
+
+
+def test_parquet_column_in_place(tmp_path):
+    src, out = tmp_path / "in.parquet", tmp_path / "out.parquet"
+    pq.write_table(pa.table({"url": ["a", "b", "c", "d"], "text": [*DOCS, None]}), src)
+    assert main(["normalize", str(src), "--column", "text", "--out", str(out)]) == 0
+    table = pq.read_table(out)
+    assert table.column_names == ["url", "text"]
+    assert table.column("text").to_pylist() == [*(normalize(d) for d in DOCS), None]
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["normalize", "{tmp}/missing.txt"], "no such file"),
+        (["normalize", "{tmp}/data.csv"], "cannot tell the format"),
+        (["normalize", "{tmp}/data.jsonl", "--field", "body"], "no field 'body'"),
+        (["normalize", "{tmp}/data.parquet", "--column", "body"], "no column 'body'"),
+        (["normalize", "{tmp}/bad.jsonl"], "not valid JSON"),
+    ],
+    ids=["missing-file", "unknown-format", "missing-field", "missing-column", "bad-json"],
+)
+def test_clear_errors(tmp_path, capsys, argv, message):
+    (tmp_path / "data.csv").write_text("a,b\n", encoding="utf-8")
+    (tmp_path / "data.jsonl").write_text('{"text": "نص"}\n', encoding="utf-8")
+    (tmp_path / "bad.jsonl").write_text('{"text": "نص"\n', encoding="utf-8")
+    pq.write_table(pa.table({"text": ["نص"]}), tmp_path / "data.parquet")
+    assert main([a.format(tmp=tmp_path) for a in argv]) == 2
+    assert message in capsys.readouterr().err
+
+
+def test_subprocess_console_script(tmp_path):
+    script = Path(sys.executable).with_name("seqlab")
+    cmd = [str(script)] if script.exists() else [sys.executable, "-m", "seqlab"]
+    done = subprocess.run(
+        [*cmd, "normalize", "--no-remove-diacritics"],
+        input="\n".join(DOCS) + "\n",
+        capture_output=True,
+        text=True,
+        encoding="utf-8",
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines() == [normalize(d, remove_diacritics=False) for d in DOCS]

@@ -674,7 +674,7 @@ class _Crawler:
         host = self.host(url)
         if host.robots is None:
             host.robots = asyncio.create_task(self.load_robots(url, host))
-        robots = await asyncio.shield(host.robots)
+        robots = host.robots.result() if host.robots.done() else await asyncio.shield(host.robots)
         return robots.can_fetch(self.cfg.user_agent, url)
 
     async def load_robots(self, url: str, host: _Host) -> urllib.robotparser.RobotFileParser:

@@ -66,6 +66,6 @@ def test_every_shipped_job_yaml_loads():
         cfg = load_config(config_class_for(path.stem), path)
         assert isinstance(cfg, Config)
         first = path.read_text(encoding="utf-8").splitlines()[0]
-        assert (first.startswith("#") and "ray job submit" in first) or path.stem == "demo", (
+        assert first.startswith("# ray job submit") and f"jobs/{path.stem}.py" in first, (
             f"{path.name}: first line must be the exact 'ray job submit' command"
         )

@@ -41,7 +41,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 import seqlab
-from seqlab.data.labeling import normalize_url
+from seqlab.data.labeling import label_key
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -291,12 +291,12 @@ def article_url(doc: Document, base_url: str = DEFAULT_BASE_URL) -> str:
 def split_for_url(url: str, val: float = 0.1, test: float = 0.1) -> str:
     """``"train"``, ``"val"`` or ``"test"`` from a stable hash of the normalized URL.
 
-    ``h = int(sha1(normalize_url(url))[:8], 16) / 2**32``; ``h < test`` -> test, ``h < test + val`` ->
+    ``h = int(sha1(label_key(url))[:8], 16) / 2**32``; ``h < test`` -> test, ``h < test + val`` ->
     val, else train. The same page always lands in the same split, whichever run or machine scraped it.
     """
     if val < 0 or test < 0 or val + test > 1:
         raise ValueError(f"split fractions must be >= 0 and sum to <= 1, got val={val}, test={test}")
-    digest = hashlib.sha1(normalize_url(url).encode("utf-8")).hexdigest()
+    digest = hashlib.sha1(label_key(url).encode("utf-8")).hexdigest()
     h = int(digest[:8], 16) / 2**32
     if h < test:
         return "test"

@@ -1,8 +1,8 @@
 """Relevance labels for scraped pages: the user's manual scores, or a documented weak labeler.
 
 Manual labels come as a CSV with columns ``url,score`` (0–10), the form in which users bring their own
-judgements (``data/labels.csv`` is the bundled site's). URLs are joined after :func:`normalize_url`, so
-``HTTP://Host:80/a#x`` and ``http://host/a`` match.
+judgements (``data/labels.csv`` is the bundled site's). URLs are joined on :func:`label_key` (the crawler's canonical
+URL), so ``HTTP://Host:80/a#x`` and ``http://host/a`` match.
 
 The weak labeler, used when no labels are given (the manifest then records ``labeler: "lexicon"``):
 
@@ -22,32 +22,17 @@ import math
 import re
 from functools import lru_cache
 from pathlib import Path
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+from seqlab.data.urls import normalize_url
 
 DATA_DIR = Path(__file__).resolve().parents[2] / "data"
 DEFAULT_LEXICON = DATA_DIR / "lexicon" / "technology.txt"
 _SENTENCE_SPLIT = re.compile(r"[.!?؟\n]+")
-_TRACKING = ("utm_", "fbclid", "gclid")
 
 
-def normalize_url(url: str) -> str:
-    """Canonical form used to join labels: lower-case scheme/host, no default port, no fragment, sorted
-    query without tracking parameters, no trailing slash except the root."""
-    parts = urlsplit(url.strip())
-    scheme = parts.scheme.lower()
-    host = (parts.hostname or "").lower()
-    port = parts.port
-    if port and not ((scheme == "http" and port == 80) or (scheme == "https" and port == 443)):
-        host = f"{host}:{port}"
-    query = urlencode(
-        sorted(
-            (k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if not k.startswith(_TRACKING)
-        )
-    )
-    path = parts.path or "/"
-    if len(path) > 1:
-        path = path.rstrip("/")
-    return urlunsplit((scheme, host, path, query, ""))
+def label_key(url: str) -> str:
+    """The key labels are joined (and splits hashed) on: the crawler's canonical URL form."""
+    return normalize_url(url) or url.strip()
 
 
 def read_labels_csv(path: str | Path) -> dict[str, float]:
@@ -69,7 +54,7 @@ def read_labels_csv(path: str | Path) -> dict[str, float]:
                 raise ValueError(f"{path}:{line}: score {row['score']!r} is not a number") from None
             if not (0.0 <= score <= 10.0) or math.isnan(score):
                 raise ValueError(f"{path}:{line}: score {score} is outside 0–10")
-            labels[normalize_url(row["url"])] = score
+            labels[label_key(row["url"])] = score
     return labels
 
 

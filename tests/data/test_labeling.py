@@ -1,20 +1,21 @@
 import pytest
 
-from seqlab.data.labeling import lexicon_score, normalize_url, read_labels_csv
+from seqlab.data.labeling import label_key, lexicon_score, read_labels_csv
 
 TECH = "يعتمد الذكاء الاصطناعي على خوارزميات تتعلم من البيانات"
 OFF = "طبخت جدتي المقلوبة بالأرز والباذنجان يوم الجمعة"
 
 
-def test_normalize_url_canonical_forms():
-    assert normalize_url("HTTP://Example.COM:80/a/b/#frag") == "http://example.com/a/b"
-    assert normalize_url("https://x.example:443/?b=2&a=1&utm_source=n") == "https://x.example/?a=1&b=2"
-    assert normalize_url("http://127.0.0.1:8765/articles/x.html") == "http://127.0.0.1:8765/articles/x.html"
+def test_label_key_canonical_forms():
+    assert label_key("HTTP://Example.COM:80/a/b#frag") == "http://example.com/a/b"
+    assert label_key("https://x.example:443/?b=2&a=1&utm_source=n") == "https://x.example/?a=1&b=2"
+    assert label_key("http://127.0.0.1:8765/articles/x.html") == "http://127.0.0.1:8765/articles/x.html"
+    assert label_key(" not a url ") == "not a url"
 
 
 def test_read_labels_csv_joins_on_normalized_url(tmp_path):
     f = tmp_path / "labels.csv"
-    f.write_text("url,score\nHTTP://A.example/x/,7.5\nhttp://a.example/y,0\n", encoding="utf-8")
+    f.write_text("url,score\nHTTP://A.example/x,7.5\nhttp://a.example/y,0\n", encoding="utf-8")
     assert read_labels_csv(f) == {"http://a.example/x": 7.5, "http://a.example/y": 0.0}
 
 

@@ -1,0 +1,69 @@
+"""``seqlab scrape``: Arabic sites -> ``OUT/corpus/`` + ``OUT/failures/`` Parquet + ``OUT/manifest.json``.
+
+Three ways to say what to scrape:
+
+    seqlab scrape --sources sources.yaml --out runs/corpus     # a SourcesConfig YAML
+    seqlab scrape --out runs/corpus https://a.example/ ...     # seeds only, defaults for the rest
+    seqlab scrape --config jobs/scrape.yaml                    # the full job config (as ray job submit uses)
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from seqlab.config import ConfigError, add_config_arguments, load_config
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    add_config_arguments(parser)
+    parser.add_argument("urls", nargs="*", help="seed URLs (shortcut: defaults for everything else)")
+    parser.add_argument("--sources", help="YAML file of a SourcesConfig (seeds, allowed_domains, depth, ...)")
+    parser.add_argument("--out", help="output directory (overrides the config's 'out')")
+    parser.add_argument("--labels", help="CSV of url,score manual labels (default: lexicon weak labeler)")
+
+
+def build_config(args: argparse.Namespace):
+    """Merge --config, --sources, URLs, --out, --labels and dotted overrides into one ScrapeJobConfig."""
+    from seqlab.data.config import ScrapeJobConfig, SourcesConfig
+
+    if args.config is None and not args.sources and not args.urls:
+        raise ConfigError("say what to scrape: --sources FILE, --config FILE, or one or more URLs")
+    if args.sources and args.urls:
+        raise ConfigError("give either --sources FILE or seed URLs, not both")
+    overrides = list(args.overrides)
+    base = load_config(ScrapeJobConfig, args.config, None) if args.config else None
+    data = base.model_dump() if base else {}
+    if args.sources:
+        data["sources"] = load_config(SourcesConfig, args.sources).model_dump()
+    elif args.urls:
+        data["sources"] = SourcesConfig.from_urls(args.urls).model_dump()
+    if args.out:
+        data["out"] = args.out
+    if args.labels:
+        data["labels"] = args.labels
+    if "out" not in data:
+        raise ConfigError("out: missing output directory (use --out DIR)")
+    from seqlab.config import apply_overrides, parse_overrides, validate_config
+
+    return validate_config(
+        ScrapeJobConfig, apply_overrides(data, parse_overrides(overrides)), "scrape arguments"
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    cfg = build_config(args)
+    from seqlab.data.pipeline import format_summary, run_scrape
+    from seqlab.ray_utils import init_ray
+
+    started = init_ray()
+    try:
+        summary = run_scrape(cfg)
+    finally:
+        if started:
+            import ray
+
+            ray.shutdown()
+    print(format_summary(summary))
+    print(f"wrote {cfg.out}/corpus, {cfg.out}/failures, {cfg.out}/manifest.json", file=sys.stderr)
+    return 0

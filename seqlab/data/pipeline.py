@@ -1,0 +1,247 @@
+"""Ray Data scrape pipeline: urls -> fetch -> extract -> normalize -> label -> Parquet.
+
+Two phases, both resumable, both on Ray:
+
+1. **Crawl** (politeness is per-host state, so it is sharded by host): hosts are split into
+   ``num_crawl_tasks`` groups, each crawled by one Ray task running the async crawler
+   (:func:`seqlab.data.scrape.crawl`). Raw pages stream to ``OUT/raw/`` and fetch failures to
+   ``OUT/failures/`` as small, atomically written Parquet parts, so a crash loses at most one unflushed
+   buffer and a re-run skips every URL already on disk.
+2. **Process** (embarrassingly parallel): ``ray.data.read_parquet(OUT/raw)`` -> ``map_batches`` extract
+   (bs4) -> Arabic-share filter -> normalize -> label -> split, then ``write_parquet`` to ``OUT/corpus/``.
+   Pages dropped here (too little Arabic, nothing extracted) go to ``OUT/failures/process.parquet``. The
+   corpus is rebuilt from ``raw/`` on every run (written to a temp dir, then swapped in), so re-runs are
+   idempotent.
+
+Every URL the crawler met therefore ends in exactly one place: ``corpus/`` or ``failures/``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import shutil
+import time
+import uuid
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from seqlab.artifacts import write_manifest
+from seqlab.data.config import ScrapeJobConfig, SourcesConfig
+from seqlab.data.labeling import label_key, lexicon_score, read_labels_csv
+
+log = logging.getLogger(__name__)
+
+CORPUS_COLUMNS = ["url", "title", "text", "text_norm", "score", "split", "fetched_at", "status"]
+FAILURE_COLUMNS = ["url", "stage", "error", "attempts", "status_code", "fetched_at"]
+PROCESS_FAILURES = "process.parquet"
+
+
+def shard_sources(sources: SourcesConfig, n: int) -> list[SourcesConfig]:
+    """Split the seeds by host into at most ``n`` crawl shards; each shard owns its hosts' domains."""
+    from urllib.parse import urlsplit
+
+    hosts: dict[str, list[str]] = {}
+    for seed in sources.seeds:
+        hosts.setdefault((urlsplit(seed).hostname or "").lower(), []).append(seed)
+    if n <= 1 or len(hosts) <= 1:
+        return [sources]
+    groups: list[list[str]] = [[] for _ in range(min(n, len(hosts)))]
+    for i, host in enumerate(sorted(hosts)):
+        groups[i % len(groups)].append(host)
+    shards = []
+    for group in groups:
+        seeds = [s for h in group for s in hosts[h]]
+        domains = [d for d in sources.allowed_domains if any(d == h or h.endswith("." + d) for h in group)]
+        shards.append(
+            sources.model_copy(
+                update={"seeds": seeds, "allowed_domains": domains or group, "max_pages": sources.max_pages}
+            )
+        )
+    return shards
+
+
+def crawl_shard(sources: SourcesConfig, out_dir: str, print_progress: bool = True) -> dict[str, Any]:
+    """Crawl one shard into ``out_dir`` (resuming from what is on disk); runs inside a Ray task."""
+    from seqlab.data.scrape import ParquetSink, crawl, load_content_hashes, load_progress
+
+    done, frontier = load_progress(out_dir)
+    hashes = load_content_hashes(out_dir)  # so a resumed crawl still spots duplicates of earlier pages
+    last = [0.0]
+
+    def progress(stats) -> None:
+        now = time.monotonic()
+        if print_progress and now - last[0] >= 2.0:
+            last[0] = now
+            print(f"[crawl] {stats}", flush=True)
+
+    sink = ParquetSink(out_dir)
+    try:
+        stats = asyncio.run(crawl(sources, sink=sink, done_urls=done, frontier=frontier, progress=progress, content_hashes=hashes))
+    finally:
+        sink.close()
+    return {
+        "ok": stats.ok,
+        "failed_by_reason": dict(stats.failed_by_reason),
+        "elapsed_s": stats.elapsed_s,
+        "resumed_from": len(done),
+    }
+
+
+def process_batch(
+    batch: pd.DataFrame,
+    *,
+    labels: dict[str, float] | None,
+    normalize_switches: dict[str, Any],
+    min_arabic_share: float,
+    val: float,
+    test: float,
+) -> pd.DataFrame:
+    """Raw page records -> corpus rows (``status == "ok"``) or failure rows (``status == "failed"``).
+
+    The document URL is the page's ``final_url`` (after redirects): labels are joined and the split is
+    hashed on it. Pure pandas, used by Ray Data ``map_batches`` and directly in tests.
+    """
+    from seqlab.data.corpus import split_for_url
+    from seqlab.data.extract import extract_batch
+    from seqlab.text import normalize
+
+    out = extract_batch(batch, min_arabic_share=min_arabic_share)
+    out["url"] = out["final_url"].fillna(out["url"]) if "final_url" in out else out["url"]
+    status, errors, scores, norms, splits = [], [], [], [], []
+    for url, text, error in zip(out["url"], out["text"], out["extract_error"], strict=True):
+        error = error if isinstance(error, str) and error else None  # pandas may hand a missing str as NaN
+        norm = normalize(text, **normalize_switches) if not error else ""
+        if not error and not norm.strip():
+            error = "empty_text: nothing left after normalization"
+        status.append("failed" if error else "ok")
+        errors.append(error or "")
+        key = label_key(url)
+        if error:
+            scores.append(None)
+        elif labels is None:
+            scores.append(lexicon_score(text))
+        else:
+            scores.append(labels.get(key))
+        norms.append(norm)
+        splits.append(split_for_url(key, val=val, test=test))
+    out = out.assign(text_norm=norms, score=pd.array(scores, dtype="Float64"), split=splits, status=status)
+    out["error"] = errors
+    out["stage"] = "extract"
+    return out
+
+
+def _write_failures(failures: pd.DataFrame, out_dir: Path) -> None:
+    path = out_dir / "failures" / PROCESS_FAILURES
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{uuid.uuid4().hex}.tmp")
+    failures.reindex(columns=FAILURE_COLUMNS).to_parquet(tmp, index=False)
+    tmp.replace(path)
+
+
+def run_scrape(cfg: ScrapeJobConfig) -> dict[str, Any]:
+    """Crawl, then process into ``cfg.out``; returns the summary also stored in ``manifest.json``."""
+    import ray
+
+    out_dir = Path(cfg.out)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    labels = read_labels_csv(cfg.labels) if cfg.labels else None
+    started = time.monotonic()
+
+    # Phase 1: crawl, sharded by host, one Ray task per shard.
+    shards = shard_sources(cfg.sources, cfg.num_crawl_tasks)
+    task = ray.remote(num_cpus=1)(crawl_shard)
+    crawl_results = ray.get([task.remote(shard, str(out_dir)) for shard in shards])
+    crawl_s = time.monotonic() - started
+
+    # Phase 2: process raw pages in parallel with Ray Data.
+    raw_dir = out_dir / "raw"
+    if not raw_dir.exists() or not any(raw_dir.glob("*.parquet")):
+        raise RuntimeError(f"the crawl fetched no pages into {raw_dir}; see {out_dir / 'failures'}")
+    t1 = time.monotonic()
+    ds = ray.data.read_parquet(str(raw_dir)).map_batches(
+        process_batch,
+        batch_format="pandas",
+        fn_kwargs={
+            "labels": labels,
+            "normalize_switches": cfg.normalize.model_dump(),
+            "min_arabic_share": cfg.sources.min_arabic_share,
+            "val": cfg.split.val,
+            "test": cfg.split.test,
+        },
+    )
+    processed = ds.materialize()
+    ok = processed.filter(expr="status == 'ok'").select_columns(CORPUS_COLUMNS)
+    tmp_corpus = out_dir / f".corpus-{uuid.uuid4().hex[:8]}"
+    if ok.count() == 0:
+        raise RuntimeError(
+            f"no page of the crawl passed extraction; see {out_dir / 'failures'} (nothing was deleted)"
+        )
+    ok.write_parquet(str(tmp_corpus))
+    failed = processed.filter(expr="status != 'ok'").to_pandas()
+    process_s = time.monotonic() - t1
+
+    final = out_dir / "corpus"
+    if final.exists():
+        shutil.rmtree(final)
+    tmp_corpus.rename(final)
+    _write_failures(failed, out_dir)
+
+    summary = summarize(out_dir, crawl_s=crawl_s, process_s=process_s)
+    summary["crawl_shards"] = crawl_results
+    write_manifest(
+        out_dir,
+        stage="scrape",
+        config=cfg.model_dump(mode="json"),
+        metrics=summary,
+        labeler="labels_csv" if labels is not None else "lexicon",
+        labels_path=cfg.labels,
+        layout={"corpus": "corpus/", "failures": "failures/", "raw": "raw/"},
+    )
+    return summary
+
+
+def summarize(out_dir: str | Path, crawl_s: float = 0.0, process_s: float = 0.0) -> dict[str, Any]:
+    """Counts of a scrape output directory: docs by split, failures by stage/reason, throughput."""
+    out_dir = Path(out_dir)
+    corpus = pd.read_parquet(out_dir / "corpus", columns=["url", "split", "score"])
+    failures = read_failures(out_dir)
+    reasons = Counter(
+        f"{stage}:{str(err).split(':', 1)[0]}"
+        for stage, err in zip(failures["stage"], failures["error"], strict=True)
+    )
+    total_s = crawl_s + process_s
+    return {
+        "docs": len(corpus),
+        "labeled": int(corpus["score"].notna().sum()),
+        "split_sizes": {k: int(v) for k, v in corpus["split"].value_counts().items()},
+        "failed": len(failures),
+        "failed_by_reason": dict(sorted(reasons.items())),
+        "crawl_s": round(crawl_s, 2),
+        "process_s": round(process_s, 2),
+        "docs_per_s": round(len(corpus) / total_s, 2) if total_s else None,
+    }
+
+
+def read_failures(out_dir: str | Path) -> pd.DataFrame:
+    """All failure rows of a scrape directory (crawl parts and processing), one per URL."""
+    parts = sorted(Path(out_dir, "failures").glob("*.parquet"))
+    if not parts:
+        return pd.DataFrame(columns=FAILURE_COLUMNS)
+    return pd.concat([pd.read_parquet(p) for p in parts], ignore_index=True)
+
+
+def format_summary(summary: dict[str, Any]) -> str:
+    """A few readable lines for the end of a run."""
+    lines = [
+        f"docs: {summary['docs']} ({summary['labeled']} labeled) split {summary['split_sizes']}",
+        f"failed: {summary['failed']}",
+    ]
+    lines += [f"  {reason}: {n}" for reason, n in summary["failed_by_reason"].items()]
+    lines.append(
+        f"time: crawl {summary['crawl_s']} s, process {summary['process_s']} s, {summary['docs_per_s']} docs/s"
+    )
+    return "\n".join(lines)

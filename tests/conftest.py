@@ -38,6 +38,7 @@ def ray_session():
 
     if not ray.is_initialized():
         ray.init(
+            address="local",  # never join a cluster another test (or the user) started with `ray start`
             num_cpus=2,
             include_dashboard=False,
             log_to_driver=False,

@@ -20,7 +20,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("urls", nargs="*", help="seed URLs (shortcut: defaults for everything else)")
     parser.add_argument("--sources", help="YAML file of a SourcesConfig (seeds, allowed_domains, depth, ...)")
     parser.add_argument("--out", help="output directory (overrides the config's 'out')")
-    parser.add_argument("--labels", help="CSV of url,score manual labels (default: lexicon weak labeler)")
+    parser.add_argument(
+        "--labels",
+        help="CSV of url,score manual labels; 'none' forces the lexicon weak labeler (default: the config's)",
+    )
 
 
 def build_config(args: argparse.Namespace):
@@ -37,11 +40,11 @@ def build_config(args: argparse.Namespace):
     if args.sources:
         data["sources"] = load_config(SourcesConfig, args.sources).model_dump()
     elif args.urls:
-        data["sources"] = SourcesConfig.from_urls(args.urls).model_dump()
+        data["sources"] = {"seeds": list(args.urls)}  # validated below with everything else
     if args.out:
         data["out"] = args.out
     if args.labels:
-        data["labels"] = args.labels
+        data["labels"] = None if args.labels.lower() in {"none", "null"} else args.labels
     if "out" not in data:
         raise ConfigError("out: missing output directory (use --out DIR)")
     from seqlab.config import apply_overrides, parse_overrides, validate_config

@@ -80,7 +80,16 @@ def crawl_shard(sources: SourcesConfig, out_dir: str, print_progress: bool = Tru
 
     sink = ParquetSink(out_dir)
     try:
-        stats = asyncio.run(crawl(sources, sink=sink, done_urls=done, frontier=frontier, progress=progress, content_hashes=hashes))
+        stats = asyncio.run(
+            crawl(
+                sources,
+                sink=sink,
+                done_urls=done,
+                frontier=frontier,
+                progress=progress,
+                content_hashes=hashes,
+            )
+        )
     finally:
         sink.close()
     return {
@@ -206,11 +215,13 @@ def run_scrape(cfg: ScrapeJobConfig) -> dict[str, Any]:
 
 def summarize(out_dir: str | Path, crawl_s: float = 0.0, process_s: float = 0.0) -> dict[str, Any]:
     """Counts of a scrape output directory: docs by split, failures by stage/reason, throughput."""
+    from seqlab.data.scrape import failure_reason
+
     out_dir = Path(out_dir)
     corpus = pd.read_parquet(out_dir / "corpus", columns=["url", "split", "score"])
     failures = read_failures(out_dir)
     reasons = Counter(
-        f"{stage}:{str(err).split(':', 1)[0]}"
+        f"{stage}:{failure_reason(str(err))}"
         for stage, err in zip(failures["stage"], failures["error"], strict=True)
     )
     total_s = crawl_s + process_s

@@ -24,7 +24,12 @@ def site():
 
 def _config(site, out: Path, labels: str | None) -> ScrapeJobConfig:
     sources = SourcesConfig.from_urls(
-        [site.index_url], request_timeout_s=2.0, retries=2, backoff_s=0.05, delay_s=0.0, per_host_concurrency=8
+        [site.index_url],
+        request_timeout_s=2.0,
+        retries=2,
+        backoff_s=0.05,
+        delay_s=0.0,
+        per_host_concurrency=8,
     )
     return ScrapeJobConfig(sources=sources, out=str(out), labels=labels)
 

@@ -1,0 +1,181 @@
+"""The scorer artifact: a trained :class:`RNNRegressor` + its tokenizer, saved and loaded without Ray.
+
+Layout of a scorer directory (local path or URI)::
+
+    model.safetensors   weights (state_dict)
+    config.json         {"model": RNNConfig, "tokenizer": TokenizerConfig, "normalize": bool}
+    tokenizer.json      the Hugging Face tokenizer (vocabulary + truncation length)
+    manifest.json       seqlab.artifacts manifest: stage "scorer", config, inputs' hashes, metrics
+
+``load_scorer(path).predict(texts)`` takes raw text: it runs ``seqlab.text.normalize`` first (the corpus's
+``text_norm`` column was made by the same function), so serving needs nothing but this directory.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import tempfile
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from safetensors.torch import load_file, save_file
+from tokenizers import Tokenizer
+
+from seqlab import artifacts
+from seqlab.models.rnn import RNNConfig, RNNRegressor
+from seqlab.models.tokenizer import TokenizerConfig, encode_texts, load_tokenizer
+
+__all__ = ["Scorer", "load_scorer", "save_scorer"]
+
+log = logging.getLogger(__name__)
+
+WEIGHTS, CONFIG, TOKENIZER = "model.safetensors", "config.json", "tokenizer.json"
+
+
+def _text_normalizer() -> Callable[[str], str]:
+    try:
+        from seqlab.text import normalize
+    except ImportError:  # the text package is optional for the model core; keep scoring usable
+        log.warning("seqlab.text.normalize is unavailable; scoring raw text without normalization")
+        return lambda text: text
+    return normalize
+
+
+class Scorer:
+    """A loaded relevance scorer: raw Arabic text in, scores in [0, 10] out.
+
+    Args:
+        model: the regressor (moved to ``device`` and put in eval mode).
+        tokenizer: its tokenizer.
+        config: the artifact's ``config.json`` dict.
+        manifest: the artifact's manifest (empty when built in memory).
+        device: ``"cpu"``, ``"cuda"``... (default: cpu).
+    """
+
+    def __init__(
+        self,
+        model: RNNRegressor,
+        tokenizer: Tokenizer,
+        config: dict[str, Any],
+        manifest: dict[str, Any] | None = None,
+        device: str | torch.device = "cpu",
+    ) -> None:
+        self.device = torch.device(device)
+        self.model = model.to(self.device).eval()
+        self.tokenizer = tokenizer
+        self.config = config
+        self.manifest = manifest or {}
+        self._normalize = _text_normalizer() if config.get("normalize", True) else (lambda t: t)
+
+    @torch.no_grad()
+    def predict(self, texts: Sequence[str], batch_size: int = 64) -> list[float]:
+        """Score raw texts; returns one float in [0, 10] per text, in input order."""
+        if isinstance(texts, str):
+            raise TypeError("predict() takes a list of texts, not a single str")
+        if not texts:
+            return []
+        ids, offsets = encode_texts(self.tokenizer, [self._normalize(t) for t in texts])
+        lengths = np.diff(offsets)
+        order = np.argsort(-lengths, kind="stable")  # similar lengths together: little padding
+        scores = np.empty(len(texts), dtype=np.float64)
+        for start in range(0, len(order), batch_size):
+            idx = order[start : start + batch_size]
+            tokens, lens = _pad(ids, offsets, idx)
+            out = self.model(tokens.to(self.device), lens)  # (b,)
+            scores[idx] = out.float().cpu().numpy()
+        return scores.tolist()
+
+
+def _pad(ids: np.ndarray, offsets: np.ndarray, idx: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+    """Right-pad documents ``idx`` into (b, T) int64 tokens and (b,) lengths."""
+    lens = offsets[idx + 1] - offsets[idx]
+    tokens = np.zeros((len(idx), int(lens.max())), dtype=np.int64)
+    for row, (i, n) in enumerate(zip(idx, lens, strict=True)):
+        tokens[row, :n] = ids[offsets[i] : offsets[i] + n]
+    return torch.from_numpy(tokens), torch.from_numpy(lens.astype(np.int64))
+
+
+def save_scorer(
+    directory: str,
+    model: RNNRegressor,
+    tokenizer: Tokenizer,
+    tokenizer_config: TokenizerConfig | None = None,
+    metrics: dict[str, Any] | None = None,
+    *,
+    job_config: dict[str, Any] | None = None,
+    inputs: dict[str, dict[str, Any]] | None = None,
+    normalize: bool = True,
+    **extra: Any,
+) -> dict[str, Any]:
+    """Write a scorer artifact to ``directory`` (local path or URI) and return its manifest.
+
+    Args:
+        directory: destination; created if missing.
+        model: the trained regressor (its weights are copied to CPU).
+        tokenizer: the tokenizer the model was trained with.
+        tokenizer_config: how that tokenizer was built (recorded in config.json).
+        metrics: e.g. ``{"val_rmse": ..., "test_rmse": ...}``.
+        job_config: the producing job's config (recorded in the manifest).
+        inputs: input artifacts' manifests by role, e.g. ``{"corpus": corpus_manifest}`` (hashed).
+        normalize: whether ``predict`` normalizes raw text first (True for corpus-trained models).
+        **extra: more manifest fields (e.g. ``trial_id``, ``architecture``).
+    """
+    config = {
+        "model": model.config.model_dump(mode="json"),
+        "tokenizer": (tokenizer_config or TokenizerConfig()).model_dump(mode="json"),
+        "normalize": normalize,
+    }
+    state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    with tempfile.TemporaryDirectory() as tmp:
+        local = directory if not artifacts.is_uri(directory) else tmp
+        local = local.removeprefix("file://")
+        Path(local).mkdir(parents=True, exist_ok=True)
+        save_file(state, str(Path(local, WEIGHTS)))
+        artifacts.atomic_write_text(Path(local, CONFIG), json.dumps(config, indent=2))
+        artifacts.atomic_write_text(Path(local, TOKENIZER), tokenizer.to_str())
+        manifest = artifacts.write_manifest(
+            local,
+            stage="scorer",
+            config=job_config or config,
+            inputs=inputs,
+            metrics=metrics,
+            model=config["model"],
+            parameters=model.num_parameters(),
+            files=[WEIGHTS, CONFIG, TOKENIZER],
+            **extra,
+        )
+        if artifacts.is_uri(directory):
+            _copy_tree(local, directory)
+    return manifest
+
+
+def load_scorer(path: str, device: str | torch.device = "cpu") -> Scorer:
+    """Load a scorer artifact (local path or URI) written by :func:`save_scorer`; no Ray needed."""
+    path = str(path)
+    if artifacts.is_uri(path):
+        with tempfile.TemporaryDirectory() as tmp:
+            _copy_tree(path, tmp)
+            return load_scorer(tmp, device)
+    root = Path(path.removeprefix("file://"))
+    if not (root / WEIGHTS).exists():
+        raise FileNotFoundError(f"{path} is not a scorer artifact: no {WEIGHTS} in it")
+    config = json.loads((root / CONFIG).read_text(encoding="utf-8"))
+    model = RNNRegressor.from_config(RNNConfig.model_validate(config["model"]))
+    model.load_state_dict(load_file(str(root / WEIGHTS)))
+    tokenizer = load_tokenizer(str(root / TOKENIZER))
+    try:
+        manifest = artifacts.read_manifest(root)
+    except FileNotFoundError:
+        manifest = {}
+    return Scorer(model, tokenizer, config, manifest, device=device)
+
+
+def _copy_tree(src: str, dst: str) -> None:
+    """Copy a directory between local paths and URIs (pyarrow.fs)."""
+    import pyarrow.fs as pafs
+
+    pafs.copy_files(src, dst)

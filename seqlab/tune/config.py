@@ -1,0 +1,166 @@
+"""``TuneJobConfig``: everything ``seqlab tune`` / ``jobs/tune.py`` reads (registered as job ``"tune"``).
+
+Every field can be overridden on the command line, e.g. ``--search.num_samples=20``,
+``--search.space.cell=[gru,lstm]``, ``--resources.gpus_per_trial=0.25``, ``--smoke_test=true``.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, field_validator, model_validator
+
+from seqlab.config import Config
+from seqlab.models.rnn import Cell, Pooling
+from seqlab.models.tokenizer import TokenizerConfig
+from seqlab.train.regressor import TrainConfig
+
+__all__ = [
+    "DataConfig",
+    "ResourcesConfig",
+    "RunSettings",
+    "SearchConfig",
+    "SearchSpace",
+    "TuneJobConfig",
+    "effective_config",
+]
+
+
+class DataConfig(Config):
+    """Which corpus to train on and how to turn it into token ids."""
+
+    path: str | None = Field(
+        None, description="corpus directory (corpus/ + manifest.json), local or URI; None = bundled corpus"
+    )
+    text_column: str = Field("text_norm", description="corpus column the scorer reads (already normalized)")
+    max_docs: int | None = Field(
+        None, ge=10, description="use at most this many labeled documents (random, seeded); None = all"
+    )
+    seed: int = Field(0, description="seed of the max_docs subsample")
+    tokenizer: TokenizerConfig = Field(TokenizerConfig(), description="vocabulary built on the train split")
+
+
+class SearchSpace(Config):
+    """The search space: a list is a categorical choice, ``lr`` is log-uniform between its two bounds.
+
+    Defaults are the seed's table plus embedding size and pooling.
+    """
+
+    cell: list[Cell] = Field(["rnn", "gru", "lstm"], min_length=1, description="recurrent cells")
+    bidirectional: list[bool] = Field([False, True], min_length=1, description="uni- and/or bidirectional")
+    hidden: list[int] = Field([64, 128, 256, 512], min_length=1, description="hidden units per direction")
+    layers: list[int] = Field([1, 2, 3], min_length=1, description="stacked recurrent layers")
+    dropout: list[float] = Field([0.1, 0.3, 0.5], min_length=1, description="dropout rates")
+    lr: tuple[float, float] = Field((1e-4, 1e-2), description="learning rate bounds (log-uniform)")
+    batch_size: list[int] = Field([8, 16, 32, 64], min_length=1, description="batch sizes")
+    embed_dim: list[int] = Field([64, 128, 256], min_length=1, description="embedding sizes")
+    pooling: list[Pooling] = Field(
+        ["last", "mean", "max", "attention"], min_length=1, description="sequence poolings"
+    )
+
+    @field_validator("lr")
+    @classmethod
+    def _lr_bounds(cls, v: tuple[float, float]) -> tuple[float, float]:
+        if not 0 < v[0] <= v[1]:
+            raise ValueError("lr must be [low, high] with 0 < low <= high")
+        return v
+
+
+class SearchConfig(Config):
+    """How the space is searched."""
+
+    algorithm: Literal["optuna", "random"] = Field("optuna", description="Optuna TPE, or random sampling")
+    scheduler: Literal["asha", "fifo"] = Field(
+        "asha", description="ASHA early stopping of weak trials, or FIFO (every trial runs to the end)"
+    )
+    num_samples: int = Field(40, ge=1, description="trials to run")
+    max_concurrent: int | None = Field(
+        None, ge=1, description="trials at once (None: as many as the cluster's resources allow)"
+    )
+    grace_period: int = Field(2, ge=1, description="ASHA: epochs every trial gets before it can be stopped")
+    reduction_factor: float = Field(3.0, gt=1, description="ASHA: keep the top 1/reduction_factor per rung")
+    max_trial_epochs: int | None = Field(
+        None, ge=1, description="stop the whole search after this many trial-epochs (a budget); None = off"
+    )
+    seed: int = Field(0, description="seed of the search algorithm")
+    space: SearchSpace = Field(SearchSpace(), description="the search space")
+
+
+class ResourcesConfig(Config):
+    """Per-trial resources (Ray packs trials onto the cluster by these)."""
+
+    cpus_per_trial: float = Field(1.0, gt=0, description="CPUs per trial (also its torch thread count)")
+    gpus_per_trial: float | None = Field(
+        None,
+        ge=0,
+        description="GPUs per trial, fractional allowed (0.25 = four trials per GPU); "
+        "None = 0.25 when the cluster has GPUs, else 0",
+    )
+
+
+class RunSettings(Config):
+    """Where results live and how failures are handled."""
+
+    storage_path: str | None = Field(
+        None, description="Tune storage (local dir or URI like s3://bucket/runs); None = the --out directory"
+    )
+    name: str = Field("search", description="experiment name (a folder under storage_path)")
+    max_failures: int = Field(2, ge=0, description="retries of a failed trial, from its last checkpoint")
+    checkpoints_to_keep: int = Field(1, ge=1, description="checkpoints kept per trial (the latest ones)")
+    verbose: int = Field(1, ge=0, le=2, description="Tune console output: 0 silent, 1 status, 2 per report")
+
+
+class TuneJobConfig(Config):
+    """The ``tune`` job: data, training defaults, search, resources, run settings."""
+
+    out: str = Field("runs/tune", description="output directory (local or URI): best/, report/, the search")
+    data: DataConfig = Field(DataConfig(), description="corpus and tokenizer")
+    train: TrainConfig = Field(
+        TrainConfig(), description="training defaults; each trial's lr and batch_size come from the space"
+    )
+    search: SearchConfig = Field(SearchConfig(), description="search algorithm, scheduler, space")
+    resources: ResourcesConfig = Field(ResourcesConfig(), description="per-trial resources")
+    run: RunSettings = Field(RunSettings(), description="storage and fault tolerance")
+    smoke_test: bool = Field(
+        False, description="tiny data, small space, few 2-epoch trials: runs in about a minute on a CPU"
+    )
+
+    @model_validator(mode="after")
+    def _grace_fits(self) -> TuneJobConfig:
+        if self.search.grace_period > self.train.max_epochs:
+            raise ValueError("search.grace_period must be <= train.max_epochs")
+        return self
+
+
+def effective_config(cfg: TuneJobConfig) -> TuneJobConfig:
+    """``cfg`` with the smoke-test reductions applied when ``cfg.smoke_test`` is set (else unchanged).
+
+    Smoke test: at most 400 documents, 128 tokens each, 4 trials of at most 2 epochs, small layers.
+    """
+    if not cfg.smoke_test:
+        return cfg
+
+    def small(values: list[int], cap: int) -> list[int]:
+        return [v for v in values if v <= cap] or [min(values)]
+
+    space = cfg.search.space.model_copy(
+        update={
+            "hidden": small(cfg.search.space.hidden, 64),
+            "embed_dim": small(cfg.search.space.embed_dim, 64),
+            "layers": small(cfg.search.space.layers, 2),
+            "batch_size": [b for b in cfg.search.space.batch_size if b >= 16] or [16],
+        }
+    )
+    data = cfg.data.model_copy(
+        update={
+            "max_docs": min(cfg.data.max_docs or 400, 400),
+            "tokenizer": cfg.data.tokenizer.model_copy(
+                update={"max_len": min(cfg.data.tokenizer.max_len, 128)}
+            ),
+        }
+    )
+    train = cfg.train.model_copy(update={"max_epochs": min(cfg.train.max_epochs, 2)})
+    search = cfg.search.model_copy(
+        update={"num_samples": min(cfg.search.num_samples, 4), "grace_period": 1, "space": space}
+    )
+    return cfg.model_copy(update={"data": data, "train": train, "search": search})

@@ -1,0 +1,134 @@
+"""Read a Parquet corpus, keep its labeled rows, and encode them for training.
+
+A corpus directory holds ``corpus/`` (a Parquet dataset with ``text_norm``, ``score`` 0–10 or null,
+``split`` in train/val/test, ...) and ``manifest.json``. Rows with a null score are unlabeled and skipped.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from seqlab import artifacts
+from seqlab.models.tokenizer import TokenizerConfig, encode_texts, train_tokenizer
+from seqlab.train.data import EncodedCorpus, EncodedSplit
+
+__all__ = ["CorpusData", "default_corpus_dir", "encode_frames", "load_corpus", "prepare_data"]
+
+log = logging.getLogger(__name__)
+SPLITS = ("train", "val", "test")
+
+
+@dataclass
+class CorpusData:
+    """A loaded corpus: labeled rows per split, its manifest, and the encoded form for training."""
+
+    frames: dict[str, pd.DataFrame]
+    manifest: dict[str, Any]
+    encoded: EncodedCorpus
+
+    @property
+    def noise_floor_rmse(self) -> float | None:
+        """The generator's label-noise RMSE (the best any model can do), when the corpus knows it."""
+        value = (self.manifest.get("metrics") or {}).get("noise_floor_rmse")
+        return float(value) if value is not None else None
+
+
+def default_corpus_dir() -> str:
+    """The bundled corpus (materialized on first use by ``seqlab.data.corpus``)."""
+    try:
+        from seqlab.data.corpus import bundled_corpus_dir
+    except ImportError as exc:  # pragma: no cover - only before the data package exists
+        raise RuntimeError(
+            "no --data given and seqlab.data.corpus.bundled_corpus_dir is unavailable"
+        ) from exc
+    return str(bundled_corpus_dir())
+
+
+def load_corpus(
+    path: str, text_column: str = "text_norm", max_docs: int | None = None, seed: int = 0
+) -> tuple[dict[str, pd.DataFrame], dict[str, Any]]:
+    """Labeled rows of the corpus at ``path``, per split, plus its manifest.
+
+    Args:
+        path: corpus directory (local or URI) with ``corpus/`` and ``manifest.json``.
+        text_column: the text the model reads.
+        max_docs: keep at most this many labeled rows (uniform, seeded; splits keep their proportions).
+        seed: seed of that subsample.
+
+    Raises:
+        ValueError: when the train or val split has no labeled rows.
+    """
+    import pyarrow.dataset as pads
+    import pyarrow.fs as pafs
+
+    root = artifacts.join(path, "corpus")
+    if artifacts.is_uri(root):
+        fs, inner = pafs.FileSystem.from_uri(root)
+    else:
+        fs, inner = None, root.removeprefix("file://")
+    dataset = pads.dataset(inner, filesystem=fs, format="parquet", partitioning="hive")
+    columns = [c for c in ("url", text_column, "score", "split") if c in dataset.schema.names]
+    missing = {text_column, "score", "split"} - set(columns)
+    if missing:
+        raise ValueError(f"corpus at {path} lacks column(s) {sorted(missing)}")
+    df = dataset.to_table(columns=columns).to_pandas()
+    labeled = df[df["score"].notna()].reset_index(drop=True)
+    labeled = labeled.assign(
+        score=labeled["score"].astype("float32"),
+        split=labeled["split"].astype(str),
+        text=labeled[text_column].fillna("").astype(str),
+    )
+    if max_docs is not None and len(labeled) > max_docs:
+        labeled = labeled.sample(n=max_docs, random_state=seed).reset_index(drop=True)
+    frames = {s: labeled[labeled["split"] == s].reset_index(drop=True) for s in SPLITS}
+    for s in ("train", "val"):
+        if frames[s].empty:
+            raise ValueError(f"corpus at {path} has no labeled {s!r} rows")
+    try:
+        manifest = artifacts.read_manifest(path)
+    except FileNotFoundError:
+        log.warning("corpus at %s has no manifest.json; its hash will be missing from outputs", path)
+        manifest = {"path": str(path)}
+    log.info(
+        "corpus %s: %d rows, labeled train/val/test = %s",
+        path,
+        len(df),
+        "/".join(str(len(frames[s])) for s in SPLITS),
+    )
+    return frames, manifest
+
+
+def encode_frames(frames: dict[str, pd.DataFrame], tokenizer_cfg: TokenizerConfig) -> EncodedCorpus:
+    """Train the tokenizer on the train split's text and encode every split."""
+    tokenizer = train_tokenizer(frames["train"]["text"].tolist(), tokenizer_cfg)
+    splits = {}
+    for name, frame in frames.items():
+        ids, offsets = encode_texts(tokenizer, frame["text"].tolist())
+        splits[name] = EncodedSplit(ids=ids, offsets=offsets, scores=frame["score"].to_numpy(np.float32))
+    return EncodedCorpus(
+        splits=splits,
+        vocab_size=tokenizer.get_vocab_size(),
+        tokenizer_json=tokenizer.to_str(),
+        tokenizer_config=tokenizer_cfg.model_dump(mode="json"),
+        meta={"rows": {k: len(v) for k, v in frames.items()}},
+    )
+
+
+def prepare_data(
+    path: str | None,
+    tokenizer_cfg: TokenizerConfig,
+    text_column: str = "text_norm",
+    max_docs: int | None = None,
+    seed: int = 0,
+) -> CorpusData:
+    """Load the corpus at ``path`` (None = bundled) and encode it; the driver does this once per search."""
+    path = path or default_corpus_dir()
+    frames, manifest = load_corpus(path, text_column, max_docs, seed)
+    encoded = encode_frames(frames, tokenizer_cfg)
+    encoded.meta.update({"corpus": str(path), "corpus_hash": artifacts.manifest_hash(manifest)})
+    return CorpusData(frames=frames, manifest=manifest, encoded=encoded)

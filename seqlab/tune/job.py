@@ -1,0 +1,238 @@
+"""The ``tune`` job from start to finish: data -> search -> evaluate -> export ``best/`` -> ``report/``.
+
+:func:`run_tune_job` is what ``seqlab tune`` and ``jobs/tune.py`` call. Output directory (local or URI)::
+
+    DIR/job_config.json   the config as given (``--resume DIR`` reads it back)
+    DIR/search/           the Tune experiment (trials, checkpoints, searcher state); storage may live elsewhere
+    DIR/best/             the best trial's scorer artifact (seqlab.models.load_scorer)
+    DIR/report/           report.md, results.json, learning_curves.png, architectures.png, importances.png
+    DIR/manifest.json     stage "tune": config, the corpus manifest's hash, headline metrics
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import tempfile
+import time
+from typing import Any
+
+from seqlab import artifacts
+from seqlab.config import dump_config
+from seqlab.tune.config import TuneJobConfig, effective_config
+
+__all__ = ["JOB_CONFIG_FILE", "run_tune_job"]
+
+log = logging.getLogger(__name__)
+JOB_CONFIG_FILE = "job_config.json"
+
+
+def run_tune_job(cfg: TuneJobConfig, resume: bool = False) -> dict[str, Any]:
+    """Run (or, with ``resume``, continue) the search described by ``cfg`` and write its outputs.
+
+    Args:
+        cfg: the job config; ``cfg.out`` is the output directory. Smoke-test reductions are applied here.
+        resume: continue the interrupted search in ``cfg.out`` instead of starting a new one.
+
+    Returns:
+        The search summary (also in ``report/results.json``). When the search was interrupted it holds
+        ``{"interrupted": True, "resume": <command>}`` and nothing is exported.
+
+    Raises:
+        FileExistsError: a new search would overwrite an existing one in ``cfg.out`` (use ``resume``).
+    """
+    from ray import tune
+
+    from seqlab.ray_utils import init_ray
+    from seqlab.tune.data import prepare_data
+    from seqlab.tune.search import build_tuner, restore_tuner, search_finished
+
+    run_cfg = effective_config(cfg)
+    out = cfg.out
+    storage = run_cfg.run.storage_path or out
+    experiment = artifacts.join(storage, run_cfg.run.name)
+
+    corpus = prepare_data(
+        run_cfg.data.path,
+        run_cfg.data.tokenizer,
+        run_cfg.data.text_column,
+        run_cfg.data.max_docs,
+        run_cfg.data.seed,
+    )
+    started = init_ray()
+    try:
+        if resume:
+            tuner = restore_tuner(experiment, run_cfg, corpus.encoded)
+        else:
+            if tune.Tuner.can_restore(_local_or_uri(experiment)):
+                raise FileExistsError(
+                    f"{experiment} already holds a search; resume it with --resume {out} or pick another --out"
+                )
+            artifacts.write_text(
+                artifacts.join(out, JOB_CONFIG_FILE),
+                json.dumps(dump_config(cfg), indent=2, ensure_ascii=False),
+            )
+            tuner = build_tuner(run_cfg, corpus.encoded, storage)
+        start = time.perf_counter()
+        grid = tuner.fit()
+        elapsed = time.perf_counter() - start
+        if not search_finished(grid, run_cfg):
+            command = f"seqlab tune --resume {out}"
+            log.warning("search interrupted; its state is saved. Resume with: %s", command)
+            return {"interrupted": True, "resume": command, "experiment": experiment}
+        return finish_search(grid, run_cfg, corpus, out, elapsed)
+    finally:
+        if started:
+            import ray
+
+            ray.shutdown()
+
+
+def _local_or_uri(path: str) -> str:
+    return path if artifacts.is_uri(path) else os.path.abspath(path.removeprefix("file://"))
+
+
+def finish_search(grid, cfg: TuneJobConfig, corpus, out: str, elapsed_s: float) -> dict[str, Any]:
+    """Evaluate each architecture's best trial, export the best model, fit baselines, write the report."""
+    import numpy as np
+    from tokenizers import Tokenizer
+
+    from seqlab.models import TokenizerConfig, save_scorer
+    from seqlab.train.regressor import evaluate, resolve_device
+    from seqlab.tune.baselines import fit_baselines
+    from seqlab.tune.report import ARCHITECTURES, param_importances
+    from seqlab.tune.search import collect_trials, load_trial_model
+
+    records = collect_trials(grid)
+    if not records:
+        raise RuntimeError("no trial reported a result; see the Tune logs under " + str(grid.experiment_path))
+    data = corpus.encoded
+    device = resolve_device(cfg.train.device)
+
+    best_per_arch = {}
+    for record in records:
+        current = best_per_arch.get(record.architecture)
+        if current is None or record.best_val_rmse < current.best_val_rmse:
+            best_per_arch[record.architecture] = record
+    rows, models = [], {}
+    order = {a: i for i, a in enumerate(ARCHITECTURES)}
+    for arch, record in sorted(best_per_arch.items(), key=lambda kv: order.get(kv[0], 99)):
+        model = load_trial_model(record, data).to(device)
+        metrics: dict[str, float] = {}
+        for split in ("val", "test"):
+            if split in data.splits and len(data.splits[split]):
+                metrics.update(
+                    evaluate(model, data.splits[split], device, cfg.train.eval_batch_size, f"{split}_")
+                )
+        metrics = {k: v for k, v in metrics.items() if not k.endswith("_loss")}
+        models[arch] = model
+        rows.append(
+            {
+                "architecture": arch,
+                "trial_id": record.trial_id,
+                "config": record.config,
+                "num_parameters": record.num_parameters,
+                "samples_per_s": record.samples_per_s,
+                "epochs": record.epochs,
+                **metrics,
+            }
+        )
+    best_row = min(rows, key=lambda r: r["val_rmse"])
+    best_record = best_per_arch[best_row["architecture"]]
+
+    baselines = fit_baselines(corpus.frames)
+    floor = corpus.noise_floor_rmse
+    test_rmse = best_row.get("test_rmse")
+    goals = {}
+    if test_rmse is not None:
+        goals["beats_tfidf"] = bool(test_rmse < baselines["tfidf_ridge"].get("test_rmse", np.inf))
+        if floor:
+            goals["floor_target"] = 1.15 * floor
+            goals["within_15pct_of_floor"] = bool(test_rmse <= 1.15 * floor)
+    importances = param_importances(
+        [r.config for r in records], [r.best_val_rmse for r in records], cfg.search.space
+    )
+    total_trial_epochs = int(sum(r.epochs for r in records))
+    corpus_hash = artifacts.manifest_hash(corpus.manifest)
+    best_metrics = {k: v for k, v in best_row.items() if k.split("_")[0] in ("val", "test")}
+    summary: dict[str, Any] = {
+        "corpus": corpus.encoded.meta.get("corpus"),
+        "corpus_hash": corpus_hash,
+        "rows": corpus.encoded.meta.get("rows"),
+        "smoke_test": cfg.smoke_test,
+        "search": {
+            "algorithm": cfg.search.algorithm,
+            "scheduler": cfg.search.scheduler,
+            "num_samples": cfg.search.num_samples,
+            "max_epochs": cfg.train.max_epochs,
+        },
+        "num_trials": len(records),
+        "total_trial_epochs": total_trial_epochs,
+        "elapsed_s": elapsed_s,
+        "best": {**best_row},
+        "architectures": rows,
+        "baselines": baselines,
+        "noise_floor_rmse": floor,
+        "goals": goals,
+        "importances": importances,
+        "experiment": str(grid.experiment_path),
+    }
+    curves = [
+        {
+            "trial_id": r.trial_id,
+            "architecture": r.architecture,
+            "epoch": r.history["epoch"].astype(int).tolist(),
+            "val_rmse": r.history["val_rmse"].astype(float).tolist(),
+        }
+        for r in records
+    ]
+
+    tokenizer = Tokenizer.from_str(data.tokenizer_json)
+    inputs = {"corpus": corpus.manifest}
+    save_scorer(
+        artifacts.join(out, "best"),
+        models[best_row["architecture"]].cpu(),
+        tokenizer,
+        TokenizerConfig.model_validate(data.tokenizer_config),
+        best_metrics,
+        job_config=dump_config(cfg),
+        inputs=inputs,
+        trial_id=best_record.trial_id,
+        architecture=best_row["architecture"],
+        trial_config=best_record.config,
+    )
+    _write_report_dir(artifacts.join(out, "report"), summary, curves, cfg, inputs)
+    headline = {
+        **best_metrics,
+        "tfidf_test_rmse": baselines["tfidf_ridge"].get("test_rmse"),
+        "mean_test_rmse": baselines["mean"].get("test_rmse"),
+        "noise_floor_rmse": floor,
+        "total_trial_epochs": total_trial_epochs,
+        "num_trials": len(records),
+    }
+    artifacts.write_manifest(out, stage="tune", config=dump_config(cfg), inputs=inputs, metrics=headline)
+    log.info(
+        "best: %s %s; exported to %s", best_row["architecture"], best_metrics, artifacts.join(out, "best")
+    )
+    return summary
+
+
+def _write_report_dir(directory: str, summary, curves, cfg: TuneJobConfig, inputs) -> None:
+    from seqlab.tune.report import write_report
+
+    with tempfile.TemporaryDirectory() as tmp:
+        local = directory.removeprefix("file://") if not artifacts.is_uri(directory) else tmp
+        files = write_report(local, summary, curves)
+        artifacts.write_manifest(
+            local,
+            stage="tune-report",
+            config=dump_config(cfg),
+            inputs=inputs,
+            metrics=summary["best"],
+            files=files,
+        )
+        if artifacts.is_uri(directory):
+            import pyarrow.fs as pafs
+
+            pafs.copy_files(local, directory)

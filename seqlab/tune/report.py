@@ -1,0 +1,292 @@
+"""The search report: the seed's comparison table measured, learning curves, parameter importances.
+
+:func:`write_report` turns a finished search's summary (see ``seqlab.tune.job``) and its trials into
+``report.md`` + PNG plots (matplotlib, Agg backend) + ``results.json``. :func:`param_importances` rebuilds an
+Optuna study from the trials' results, so it works for any search algorithm (random search included).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+from pathlib import Path
+from typing import Any
+
+from seqlab.tune.config import SearchSpace
+
+__all__ = ["ARCHITECTURES", "param_importances", "write_report"]
+
+log = logging.getLogger(__name__)
+
+ARCHITECTURES = ("RNN", "BiRNN", "GRU", "BiGRU", "LSTM", "BiLSTM")  # the seed table's rows, in its order
+_COLORS = dict(
+    zip(ARCHITECTURES, ("#1f77b4", "#aec7e8", "#2ca02c", "#98df8a", "#d62728", "#ff9896"), strict=True)
+)
+
+
+def param_importances(
+    configs: list[dict[str, Any]], values: list[float], space: SearchSpace
+) -> dict[str, float]:
+    """fANOVA importances (Optuna) of the searched parameters for ``values`` (lower = better).
+
+    Args:
+        configs: each trial's sampled parameters.
+        values: each trial's objective (its best val RMSE when the search ended it).
+        space: the search space (parameters with a single value are skipped).
+
+    Returns:
+        ``{param: importance}`` summing to 1, most important first; empty when fewer than 3 trials or
+        nothing varied.
+    """
+    import optuna
+    from optuna.distributions import CategoricalDistribution, FloatDistribution
+
+    distributions: dict[str, Any] = {}
+    for name in (
+        "cell",
+        "bidirectional",
+        "hidden",
+        "layers",
+        "dropout",
+        "embed_dim",
+        "pooling",
+        "batch_size",
+    ):
+        choices = list(dict.fromkeys(getattr(space, name)))
+        if len(choices) > 1:
+            distributions[name] = CategoricalDistribution(choices)
+    if space.lr[0] < space.lr[1]:
+        distributions["lr"] = FloatDistribution(space.lr[0], space.lr[1], log=True)
+    pairs = [(c, v) for c, v in zip(configs, values, strict=True) if math.isfinite(v)]
+    if len(pairs) < 3 or not distributions:
+        return {}
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    study = optuna.create_study(direction="minimize")
+    for config, value in pairs:
+        params = {k: config[k] for k in distributions}
+        study.add_trial(optuna.trial.create_trial(params=params, distributions=distributions, value=value))
+    try:
+        # fANOVA explicitly (seeded): newer Optuna defaults to PED-ANOVA, which ranks what separates the
+        # top quantile rather than what explains the objective's variance.
+        evaluator = optuna.importance.FanovaImportanceEvaluator(seed=0)
+        importances = optuna.importance.get_param_importances(study, evaluator=evaluator)
+        return {k: float(v) for k, v in importances.items()}
+    except (RuntimeError, ValueError) as exc:  # e.g. every trial has the same value
+        log.warning("parameter importances unavailable: %s", exc)
+        return {}
+
+
+def _fmt(value: Any, digits: int = 3) -> str:
+    if value is None or (isinstance(value, float) and not math.isfinite(value)):
+        return "–"
+    if isinstance(value, float):
+        return f"{value:.{digits}f}"
+    if isinstance(value, int):
+        return f"{value:,}"
+    return str(value)
+
+
+def _plot_curves(path: Path, curves: list[dict[str, Any]], summary: dict[str, Any]) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(8, 5))
+    seen: set[str] = set()
+    for curve in curves:
+        arch = curve["architecture"]
+        ax.plot(
+            curve["epoch"],
+            curve["val_rmse"],
+            color=_COLORS.get(arch, "gray"),
+            alpha=0.7,
+            marker=".",
+            label=arch if arch not in seen else None,
+        )
+        seen.add(arch)
+    floor = summary.get("noise_floor_rmse")
+    if floor:
+        ax.axhline(floor, color="black", linestyle=":", label=f"noise floor {floor:.2f}")
+    tfidf = summary.get("baselines", {}).get("tfidf_ridge", {}).get("val_rmse")
+    if tfidf:
+        ax.axhline(tfidf, color="gray", linestyle="--", label=f"TF-IDF + ridge (val) {tfidf:.2f}")
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("validation RMSE")
+    ax.set_title("Learning curves of every trial (ASHA stops the weak ones early)")
+    ax.legend(fontsize=8)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def _plot_architectures(path: Path, rows: list[dict[str, Any]], summary: dict[str, Any]) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    key = "test_rmse" if any(r.get("test_rmse") is not None for r in rows) else "val_rmse"
+    names = [r["architecture"] for r in rows]
+    fig, ax = plt.subplots(figsize=(7, 4))
+    ax.bar(names, [r[key] for r in rows], color=[_COLORS.get(n, "gray") for n in names])
+    for label, value, style in (
+        ("noise floor", summary.get("noise_floor_rmse"), ":"),
+        ("TF-IDF + ridge", summary.get("baselines", {}).get("tfidf_ridge", {}).get(key), "--"),
+        ("mean", summary.get("baselines", {}).get("mean", {}).get(key), "-."),
+    ):
+        if value:
+            ax.axhline(value, color="black", linestyle=style, label=f"{label} {value:.2f}")
+    ax.set_ylabel(key.replace("_", " "))
+    ax.set_title(f"Best trial per architecture ({key.replace('_', ' ')})")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def _plot_importances(path: Path, importances: dict[str, float]) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    items = sorted(importances.items(), key=lambda kv: kv[1])
+    fig, ax = plt.subplots(figsize=(6, 0.4 * len(items) + 1.2))
+    ax.barh([k for k, _ in items], [v for _, v in items], color="#4c72b0")
+    ax.set_xlabel("fANOVA importance (share of the objective's variance)")
+    ax.set_title("Optuna parameter importances")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def write_report(directory: str | Path, summary: dict[str, Any], curves: list[dict[str, Any]]) -> list[str]:
+    """Write ``report.md``, ``results.json`` and PNG plots into a local ``directory``.
+
+    Args:
+        directory: local output folder (created).
+        summary: the search summary (``architectures`` rows, ``best``, ``baselines``, ``noise_floor_rmse``,
+            ``importances``, ``total_trial_epochs``, ``num_trials``, ``search``, ``elapsed_s``, ``goals``).
+        curves: per trial ``{"trial_id", "architecture", "epoch": [...], "val_rmse": [...]}``.
+
+    Returns:
+        The names of the files written.
+    """
+    out = Path(directory)
+    out.mkdir(parents=True, exist_ok=True)
+    files = ["report.md", "results.json"]
+    rows = summary.get("architectures", [])
+    if curves:
+        _plot_curves(out / "learning_curves.png", curves, summary)
+        files.append("learning_curves.png")
+    if rows:
+        _plot_architectures(out / "architectures.png", rows, summary)
+        files.append("architectures.png")
+    if summary.get("importances"):
+        _plot_importances(out / "importances.png", summary["importances"])
+        files.append("importances.png")
+    (out / "results.json").write_text(
+        json.dumps({**summary, "curves": curves}, indent=2, ensure_ascii=False, default=str), encoding="utf-8"
+    )
+    (out / "report.md").write_text(_markdown(summary, files), encoding="utf-8")
+    return files
+
+
+def _markdown(summary: dict[str, Any], files: list[str]) -> str:
+    best = summary.get("best", {})
+    base = summary.get("baselines", {})
+    floor = summary.get("noise_floor_rmse")
+    goals = summary.get("goals", {})
+    lines = [
+        "# RNN scorer search",
+        "",
+        f"Corpus: `{summary.get('corpus')}` (manifest hash `{summary.get('corpus_hash')}`), labeled documents "
+        f"train/val/test = {'/'.join(str(n) for n in (summary.get('rows') or {}).values())}.",
+        f"Search: {summary.get('search', {}).get('algorithm')} + {summary.get('search', {}).get('scheduler')}, "
+        f"{summary.get('num_trials')} trials, **{summary.get('total_trial_epochs')} trial-epochs** in total, "
+        f"{_fmt(summary.get('elapsed_s'), 0)} s wall time"
+        + (" (smoke test: tiny data and space, not a quality run)." if summary.get("smoke_test") else "."),
+        "",
+        "## Best model",
+        "",
+        f"Trial `{best.get('trial_id')}` — {best.get('architecture')}: `{json.dumps(best.get('config', {}))}`",
+        "",
+        "| split | MAE | RMSE | R² |",
+        "| --- | --- | --- | --- |",
+    ]
+    for split in ("val", "test"):
+        if best.get(f"{split}_rmse") is not None:
+            lines.append(
+                f"| {split} | {_fmt(best.get(f'{split}_mae'))} | {_fmt(best.get(f'{split}_rmse'))} | "
+                f"{_fmt(best.get(f'{split}_r2'))} |"
+            )
+    lines += [
+        "",
+        "## Against the baselines and the noise floor (test RMSE)",
+        "",
+        "| reference | test RMSE | test R² |",
+        "| --- | --- | --- |",
+        f"| best RNN scorer | {_fmt(best.get('test_rmse'))} | {_fmt(best.get('test_r2'))} |",
+        f"| TF-IDF + ridge (alpha {_fmt(base.get('tfidf_ridge', {}).get('alpha'), 1)}) | "
+        f"{_fmt(base.get('tfidf_ridge', {}).get('test_rmse'))} | {_fmt(base.get('tfidf_ridge', {}).get('test_r2'))} |",
+        f"| predict the train mean | {_fmt(base.get('mean', {}).get('test_rmse'))} | "
+        f"{_fmt(base.get('mean', {}).get('test_r2'))} |",
+        f"| label noise floor (generator) | {_fmt(floor)} | |",
+        "",
+    ]
+    if goals:
+        lines += [
+            f"- Beats TF-IDF + ridge on test RMSE: **{'yes' if goals.get('beats_tfidf') else 'no'}**",
+            f"- Within 15% of the noise floor (≤ {_fmt(goals.get('floor_target'))}): "
+            f"**{'yes' if goals.get('within_15pct_of_floor') else 'no'}**"
+            if goals.get("floor_target") is not None
+            else "- Noise floor unknown for this corpus (its manifest has no `noise_floor_rmse`).",
+            "",
+        ]
+    lines += [
+        "## Best trial per architecture",
+        "",
+        "Test metrics come from each architecture's best trial (lowest val RMSE), evaluated once at the end. "
+        "Samples/s is the trial's median training throughput under its resource share.",
+        "",
+        "| architecture | params | samples/s | epochs | val MAE | val RMSE | val R² | test MAE | test RMSE | "
+        "test R² | hidden×layers | embed | pooling | dropout | lr | batch |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- | ---: | --- | ---: | ---: | ---: |",
+    ]
+    for row in summary.get("architectures", []):
+        c = row["config"]
+        lines.append(
+            f"| {row['architecture']} | {_fmt(row['num_parameters'])} | {_fmt(row['samples_per_s'], 0)} | "
+            f"{row['epochs']} | {_fmt(row.get('val_mae'))} | {_fmt(row.get('val_rmse'))} | "
+            f"{_fmt(row.get('val_r2'))} | {_fmt(row.get('test_mae'))} | {_fmt(row.get('test_rmse'))} | "
+            f"{_fmt(row.get('test_r2'))} | {c['hidden']}×{c['layers']} | {c['embed_dim']} | {c['pooling']} | "
+            f"{c['dropout']} | {c['lr']:.2e} | {c['batch_size']} |"
+        )
+    missing = [
+        a for a in ARCHITECTURES if a not in {r["architecture"] for r in summary.get("architectures", [])}
+    ]
+    if missing:
+        lines += ["", f"Not sampled by this search: {', '.join(missing)}."]
+    lines += ["", "## Learning curves", ""]
+    lines += ["![learning curves](learning_curves.png)", ""] if "learning_curves.png" in files else ["–", ""]
+    if "architectures.png" in files:
+        lines += ["![architectures](architectures.png)", ""]
+    lines += ["## Parameter importances", ""]
+    imp = summary.get("importances") or {}
+    if imp:
+        lines += [
+            "fANOVA on an Optuna study rebuilt from every trial's best val RMSE (a trial ASHA stopped early "
+            "counts with the value it had reached, so importances also reflect how fast a setting learns).",
+            "",
+            "| parameter | importance |",
+            "| --- | ---: |",
+            *[f"| {k} | {v:.3f} |" for k, v in imp.items()],
+            "",
+            "![importances](importances.png)",
+        ]
+    else:
+        lines.append("Too few trials (or no variation) to estimate importances.")
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,105 @@
+"""A tiny search end to end on the session Ray: interrupted after its first finished trial, resumed with
+``seqlab tune --resume``, then checked for best/, report/ and trials that were not re-run.
+
+One search (not two) keeps CI time down: trial actors start slowly on 2 shared cores.
+"""
+
+import json
+import os
+import signal
+
+import pandas as pd
+import pytest
+
+from seqlab.cli import main
+from seqlab.config import load_config
+from seqlab.models import load_scorer
+from seqlab.tune.config import TuneJobConfig
+
+# Tiny and fast: 3 sequential trials (one actor, reused) of at most 2 epochs on 200 documents.
+TINY = [
+    "--smoke_test=true",
+    "--search.num_samples=3",
+    "--search.max_concurrent=1",
+    "--search.space.hidden=[16]",
+    "--search.space.embed_dim=[16]",
+    "--search.space.layers=[1]",
+    "--search.space.batch_size=[32]",
+    "--data.max_docs=200",
+    "--data.tokenizer.min_frequency=1",
+    "--run.verbose=0",
+]
+
+
+def interrupt_once(flag: str):
+    """A Tune callback sending the driver SIGUSR1 (Tune's graceful stop, like Ctrl+C) when the first trial
+    completes. It is pickled into the experiment state and comes back on restore, so "once" lives in a file."""
+    from ray import tune
+
+    class InterruptOnce(tune.Callback):
+        def on_trial_complete(self, iteration, trials, trial, **info):
+            if not os.path.exists(flag):
+                open(flag, "w").close()
+                os.kill(os.getpid(), signal.SIGUSR1)
+
+    return InterruptOnce()
+
+
+def progress_rows(experiment) -> dict[str, int]:
+    return {
+        d.name: len(pd.read_csv(d / "progress.csv"))
+        for d in experiment.iterdir()
+        if (d / "progress.csv").exists()
+    }
+
+
+@pytest.mark.slow
+def test_interrupted_search_resumes_and_exports_best_and_report(ray_session, tiny_corpus, tmp_path, capsys):
+    from seqlab.tune.config import effective_config
+    from seqlab.tune.data import prepare_data
+    from seqlab.tune.job import JOB_CONFIG_FILE
+    from seqlab.tune.search import build_tuner, search_finished
+
+    out = tmp_path / "run"
+    cfg = load_config(TuneJobConfig, None, [*TINY, f"--out={out}", f"--data.path={tiny_corpus}"])
+    (out).mkdir()
+    (out / JOB_CONFIG_FILE).write_text(cfg.model_dump_json())  # what `seqlab tune` saves for --resume
+    run = effective_config(cfg)
+    data = prepare_data(str(tiny_corpus), run.data.tokenizer, max_docs=run.data.max_docs)
+
+    # 1. The driver is interrupted once the first trial has finished.
+    grid = build_tuner(run, data.encoded, str(out), callbacks=[interrupt_once(str(tmp_path / "fired"))]).fit()
+    assert not search_finished(grid, run)
+    finished = [r.path.rsplit("/", 1)[-1] for r in grid if r.metrics.get("done")]
+    assert finished, "the interruption came before any trial finished"
+    rows_before = progress_rows(out / "search")
+    assert not (out / "best").exists()
+
+    # 2. `seqlab tune --resume DIR` finishes the search; finished trials are kept, not re-run.
+    assert main(["tune", "--resume", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "best:" in printed and "trial-epochs" in printed
+    rows_after = progress_rows(out / "search")
+    assert len(rows_after) == 3
+    for trial_id in finished:
+        assert rows_after[trial_id] == rows_before[trial_id]
+
+    # 3. The exported scorer loads without Ray and carries the corpus's hash.
+    manifest = json.loads((out / "best" / "manifest.json").read_text())
+    assert manifest["stage"] == "scorer" and manifest["inputs"]["corpus"]["hash"]
+    assert manifest["config"]["data"]["path"] == str(tiny_corpus)
+    assert {"val_rmse", "test_rmse", "test_r2"} <= set(manifest["metrics"])
+    scores = load_scorer(str(out / "best")).predict(["خوارزمية بيانات حاسوب شبكة", "مطر حديقة بحر جبل"])
+    assert len(scores) == 2 and all(0 <= s <= 10 for s in scores)
+
+    # 4. The report covers every trial, the baselines and the noise floor.
+    results = json.loads((out / "report" / "results.json").read_text())
+    report = (out / "report" / "report.md").read_text()
+    assert "Best trial per architecture" in report and (out / "report" / "learning_curves.png").exists()
+    assert results["num_trials"] == 3 and results["noise_floor_rmse"] == 0.5
+    assert results["total_trial_epochs"] == sum(len(c["epoch"]) for c in results["curves"])
+    assert results["baselines"]["tfidf_ridge"]["test_rmse"] < results["baselines"]["mean"]["test_rmse"]
+    assert results["best"]["val_rmse"] == min(r["val_rmse"] for r in results["architectures"])
+
+    # 5. A new search into the same directory refuses to overwrite it.
+    assert main(["tune", "--data", str(tiny_corpus), "--out", str(out), *TINY]) == 2

@@ -1,0 +1,148 @@
+"""Fast tests of the search's pieces (no Ray cluster): config, space, data, baselines, report."""
+
+import json
+
+import numpy as np
+import pytest
+
+from seqlab.config import ConfigError, load_config
+from seqlab.models import TokenizerConfig
+from seqlab.tune.baselines import fit_baselines
+from seqlab.tune.config import SearchSpace, TuneJobConfig, effective_config
+from seqlab.tune.data import load_corpus, prepare_data
+from seqlab.tune.report import param_importances, write_report
+from seqlab.tune.search import build_param_space
+
+
+def test_smoke_config_shrinks_the_run_and_keeps_overrides():
+    cfg = load_config(TuneJobConfig, None, ["--smoke_test=true", "--search.space.cell=[gru]"])
+    eff = effective_config(cfg)
+    assert eff.train.max_epochs == 2 and eff.search.num_samples <= 4 and eff.data.max_docs <= 400
+    assert max(eff.search.space.hidden) <= 64 and eff.search.space.cell == ["gru"]
+    assert effective_config(eff) == eff
+    plain = load_config(TuneJobConfig)
+    assert effective_config(plain) is plain
+
+
+def test_config_errors_name_fields():
+    with pytest.raises(ConfigError, match="grace_period"):
+        load_config(TuneJobConfig, None, ["--search.grace_period=9", "--train.max_epochs=3"])
+    with pytest.raises(ConfigError, match=r"search\.space\.lr"):
+        load_config(TuneJobConfig, None, ["--search.space.lr=[0.1, 0.001]"])
+    with pytest.raises(ConfigError, match=r"search\.space\.cell"):
+        load_config(TuneJobConfig, None, ["--search.space.cell=[transformer]"])
+
+
+def test_param_space_uses_choices_and_loguniform():
+    from ray.tune.search.sample import Categorical, Float
+
+    space = build_param_space(SearchSpace(hidden=[64], pooling=["mean", "max"]))
+    assert space["hidden"] == 64  # a single value is a constant, not a choice
+    assert isinstance(space["pooling"], Categorical) and space["pooling"].categories == ["mean", "max"]
+    assert isinstance(space["lr"], Float) and (space["lr"].lower, space["lr"].upper) == (1e-4, 1e-2)
+    assert set(space) == {
+        "cell",
+        "bidirectional",
+        "hidden",
+        "layers",
+        "dropout",
+        "embed_dim",
+        "pooling",
+        "batch_size",
+        "lr",
+    }
+
+
+def test_load_corpus_skips_unlabeled_rows_and_subsamples(tiny_corpus):
+    frames, manifest = load_corpus(str(tiny_corpus))
+    total = sum(len(f) for f in frames.values())
+    assert total == 240 - len(range(0, 240, 17))  # every 17th row is unlabeled
+    assert all(f["score"].notna().all() for f in frames.values())
+    assert manifest["metrics"]["noise_floor_rmse"] == 0.5
+    small, _ = load_corpus(str(tiny_corpus), max_docs=60, seed=1)
+    assert sum(len(f) for f in small.values()) == 60
+    data = prepare_data(str(tiny_corpus), TokenizerConfig(min_frequency=1, max_len=16))
+    assert len(data.encoded.train) == len(data.frames["train"]) and data.encoded.train.lengths.max() <= 16
+    assert data.noise_floor_rmse == 0.5 and data.encoded.meta["corpus_hash"]
+
+
+def test_baselines_fit_the_signal(tiny_corpus):
+    frames, _ = load_corpus(str(tiny_corpus))
+    out = fit_baselines(frames)
+    mean = frames["train"]["score"].mean()
+    test = frames["test"]["score"].to_numpy(np.float64)
+    assert out["mean"]["test_rmse"] == pytest.approx(np.sqrt(np.mean((test - mean) ** 2)), rel=1e-5)
+    assert out["tfidf_ridge"]["test_rmse"] < 0.8 * out["mean"]["test_rmse"]
+    assert out["tfidf_ridge"]["alpha"] in (0.1, 0.3, 1.0, 3.0, 10.0)
+
+
+def test_importances_find_the_parameter_that_matters():
+    rng = np.random.default_rng(0)
+    space = SearchSpace()
+    configs, values = [], []
+    for _ in range(30):
+        c = {
+            k: getattr(space, k)[rng.integers(len(getattr(space, k)))]
+            for k in (
+                "cell",
+                "bidirectional",
+                "hidden",
+                "layers",
+                "dropout",
+                "embed_dim",
+                "pooling",
+                "batch_size",
+            )
+        }
+        c["lr"] = float(10 ** rng.uniform(-4, -2))
+        configs.append(c)
+        values.append((2.0 if c["cell"] == "rnn" else 1.0) + rng.normal(0, 0.01))
+    imp = param_importances(configs, values, space)
+    assert max(imp, key=imp.get) == "cell" and sum(imp.values()) == pytest.approx(1.0)
+    assert param_importances(configs[:2], values[:2], space) == {}
+
+
+def test_report_writes_markdown_json_and_plots(tmp_path):
+    row = {
+        "architecture": "BiGRU",
+        "trial_id": "t1",
+        "num_parameters": 1234,
+        "samples_per_s": 100.0,
+        "epochs": 3,
+        "config": {
+            "hidden": 64,
+            "layers": 1,
+            "embed_dim": 32,
+            "pooling": "mean",
+            "dropout": 0.1,
+            "lr": 1e-3,
+            "batch_size": 16,
+            "cell": "gru",
+            "bidirectional": True,
+        },
+        "val_mae": 0.5,
+        "val_rmse": 0.61,
+        "val_r2": 0.9,
+        "test_mae": 0.52,
+        "test_rmse": 0.63,
+        "test_r2": 0.88,
+    }
+    summary = {
+        "architectures": [row],
+        "best": row,
+        "noise_floor_rmse": 0.5,
+        "importances": {"lr": 0.7, "cell": 0.3},
+        "baselines": {"mean": {"test_rmse": 2.9}, "tfidf_ridge": {"test_rmse": 0.9, "alpha": 1.0}},
+        "goals": {"beats_tfidf": True, "floor_target": 0.575, "within_15pct_of_floor": False},
+        "total_trial_epochs": 3,
+        "num_trials": 1,
+    }
+    curves = [{"trial_id": "t1", "architecture": "BiGRU", "epoch": [1, 2, 3], "val_rmse": [1.0, 0.7, 0.61]}]
+    files = write_report(tmp_path, summary, curves)
+    assert {"report.md", "learning_curves.png", "architectures.png", "importances.png"} <= set(files)
+    for name in files:
+        assert (tmp_path / name).stat().st_size > 0
+    md = (tmp_path / "report.md").read_text()
+    assert "| BiGRU | 1,234 |" in md and "0.630" in md and "Not sampled by this search: RNN, BiRNN" in md
+    assert "**3 trial-epochs**" in md
+    assert json.loads((tmp_path / "results.json").read_text())["curves"][0]["val_rmse"][-1] == 0.61

@@ -79,6 +79,7 @@ def run_demo(cfg: DemoConfig) -> dict:
                 )
                 scrape_cfg = ScrapeJobConfig(sources=sources, out=str(out / "scrape"), labels=labels)
                 result = run_scrape(scrape_cfg)
+            _record_noise_floor(out / "scrape", docs)
             print(format_summary(result))
             summary["steps"]["scrape"] = result
         corpus = str(out / "scrape")
@@ -103,6 +104,18 @@ def run_demo(cfg: DemoConfig) -> dict:
     summary["elapsed_s"] = round(time.monotonic() - t0, 1)
     (out / "summary.json").write_text(json.dumps(summary, indent=2, ensure_ascii=False, default=str), "utf-8")
     return summary
+
+
+def _record_noise_floor(scrape_dir: Path, docs: list) -> None:
+    """The site's documents come from the generator, so the scraped corpus has a known noise floor:
+    record it in the scrape manifest, where the tune report looks for it."""
+    from seqlab.artifacts import MANIFEST, atomic_write_text
+    from seqlab.data.corpus import noise_floor_rmse
+
+    path = scrape_dir / MANIFEST
+    manifest = json.loads(path.read_text("utf-8"))
+    manifest["metrics"]["noise_floor_rmse"] = noise_floor_rmse(docs)
+    atomic_write_text(path, json.dumps(manifest, indent=2, ensure_ascii=False, default=str))
 
 
 def _check(rc: int, step: str) -> None:

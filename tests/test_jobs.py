@@ -98,9 +98,10 @@ def test_scrape_job_via_ray_job_submit(ray_head, tmp_path):
             "--labels=null",
             "--sources.max_pages=20",
         ]
-        for _ in range(10):  # the head's job agent may start a little after its job server answers
+        deadline = time.monotonic() + 300  # the head's job agent may start well after its job server
+        while True:
             done = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=400, env=ENV)
-            if "No available agent" not in done.stderr + done.stdout:
+            if "No available agent" not in done.stderr + done.stdout or time.monotonic() > deadline:
                 break
             time.sleep(5)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]

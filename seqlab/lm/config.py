@@ -1,0 +1,177 @@
+"""The fine-tuning job's config (``jobs/finetune.yaml``, ``seqlab finetune``): one typed place for every default.
+
+Two ways to get a model, same training path:
+
+* ``model.base_model`` set (a Hugging Face id such as ``gpt2`` / ``aubmindlab/aragpt2-base`` or a local
+  directory): model and tokenizer come from ``from_pretrained``; the lr default is 5e-5 (fine-tuning).
+* unset (the offline default): a byte-level BPE tokenizer is trained on the corpus' train split and a small
+  GPT-2 is built from ``GPT2Config``; the lr default is 1e-3 (training from scratch needs a bigger step).
+
+``smoke_test: true`` shrinks data, model and evaluation so the whole job runs in about a minute on a CPU.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, model_validator
+
+from seqlab.config import Config
+
+__all__ = [
+    "DECODING_PRESETS",
+    "EvalConfig",
+    "FinetuneJobConfig",
+    "LMDataConfig",
+    "ModelConfig",
+    "RayConfig",
+    "TrainConfig",
+]
+
+# Names accepted in ``eval.strategies``; their decoding options live in seqlab.lm.evaluate.
+DECODING_PRESETS = ("greedy", "greedy_rep", "temperature", "top_k", "top_p", "default")
+
+
+class ModelConfig(Config):
+    """Where the model comes from, and the shape of the small from-scratch GPT-2."""
+
+    base_model: str | None = Field(
+        None,
+        description="Hugging Face model id or local directory to fine-tune (from_pretrained); "
+        "null trains a byte-level BPE tokenizer and a small GPT-2 from scratch (offline default)",
+    )
+    vocab_size: int = Field(8000, ge=300, description="BPE vocabulary size (from-scratch only)")
+    min_frequency: int = Field(2, ge=1, description="minimum pair count for a BPE merge (from-scratch only)")
+    n_layer: int = Field(4, ge=1, le=48, description="transformer blocks (from-scratch only)")
+    n_head: int = Field(4, ge=1, description="attention heads; must divide n_embd (from-scratch only)")
+    n_embd: int = Field(256, ge=16, description="hidden size (from-scratch only)")
+    n_positions: int = Field(256, ge=16, description="maximum context length (from-scratch only)")
+    dropout: float = Field(0.1, ge=0.0, lt=1.0, description="residual/embedding/attention dropout")
+
+    @model_validator(mode="after")
+    def _heads_divide_width(self) -> ModelConfig:
+        if self.n_embd % self.n_head:
+            raise ValueError(f"n_embd ({self.n_embd}) must be divisible by n_head ({self.n_head})")
+        return self
+
+
+class LMDataConfig(Config):
+    """Which corpus and how it becomes training blocks."""
+
+    path: str | None = Field(
+        None,
+        description="corpus directory (corpus/ Parquet + manifest.json); null uses the bundled corpus",
+    )
+    text_column: Literal["text", "text_norm"] = Field(
+        "text",
+        description="column to train on: 'text' (extracted, natural text, so generations read naturally) "
+        "or 'text_norm' (normalized: no diacritics/tatweel, unified alef forms)",
+    )
+    block_size: int = Field(
+        128, ge=8, description="tokens per packed training block (<= the model's n_positions)"
+    )
+    max_docs: int | None = Field(
+        None,
+        ge=1,
+        description="use only the corpus' first N documents, all splits together (null: all); "
+        "smoke tests use a few hundred",
+    )
+
+
+class TrainConfig(Config):
+    """The optimization loop run by every Ray Train worker."""
+
+    lr: float | None = Field(
+        None, gt=0, description="AdamW peak learning rate; null: 5e-5 when fine-tuning, 1e-3 from scratch"
+    )
+    weight_decay: float = Field(0.01, ge=0, description="AdamW weight decay (not on biases/LayerNorm)")
+    epochs: int = Field(3, ge=1, le=100, description="passes over the train split")
+    batch_size: int = Field(8, ge=1, description="blocks per micro-batch per worker")
+    grad_accum: int = Field(4, ge=1, description="micro-batches accumulated per optimizer step")
+    warmup_steps: int = Field(200, ge=0, description="linear warmup steps (upper bound, see warmup_fraction)")
+    warmup_fraction: float = Field(
+        0.1, ge=0, le=1, description="warmup is at most this fraction of all steps (small corpora)"
+    )
+    max_steps: int | None = Field(
+        None, ge=1, description="stop after this many optimizer steps in total (null: run all epochs)"
+    )
+    grad_clip: float = Field(1.0, gt=0, description="max global gradient norm")
+    mixed_precision: Literal["auto", "bf16", "fp16", "no"] = Field(
+        "auto",
+        description="autocast dtype on GPU ('auto': bf16 if supported, else fp16 with loss scaling); "
+        "always off on CPU",
+    )
+    report_every: int = Field(10, ge=1, description="report loss/perplexity every N optimizer steps")
+    checkpoint_every: int = Field(
+        100, ge=1, description="checkpoint (model+optimizer+scheduler+step) every N optimizer steps"
+    )
+    shuffle_buffer: int = Field(256, ge=0, description="blocks in the local shuffle buffer (0: no shuffle)")
+    seed: int = Field(0, description="seed for model init, shuffling and evaluation sampling")
+
+
+class RayConfig(Config):
+    """Ray Train scaling, storage and fault tolerance."""
+
+    num_workers: int = Field(1, ge=1, description="data-parallel training workers")
+    use_gpu: bool = Field(False, description="one GPU per worker (and mixed precision)")
+    cpus_per_worker: int = Field(1, ge=1, description="CPUs per worker (also its torch thread count)")
+    max_failures: int = Field(2, ge=-1, description="worker-failure restarts from the latest checkpoint")
+    storage_path: str | None = Field(
+        None,
+        description="where Ray Train keeps checkpoints (local dir or URI); null: <out>/ray_results. "
+        "Rerunning with the same storage_path and name resumes from the latest checkpoint",
+    )
+    name: str = Field("finetune", description="run name under storage_path")
+    num_to_keep: int = Field(2, ge=1, description="checkpoints kept on storage")
+
+
+class EvalConfig(Config):
+    """Held-out evaluation written to the report."""
+
+    num_prompts: int = Field(32, ge=1, description="test documents used as prompts for BLEU/distinct-n")
+    prompt_tokens: int = Field(24, ge=1, description="prompt length in tokens (start of a test document)")
+    continuation_tokens: int = Field(
+        32, ge=1, description="reference continuation length = tokens generated per prompt"
+    )
+    strategies: list[Literal[DECODING_PRESETS]] = Field(  # type: ignore[valid-type]
+        list(DECODING_PRESETS), min_length=1, description=f"decoding presets to compare: {DECODING_PRESETS}"
+    )
+    max_eval_blocks: int = Field(512, ge=1, description="cap on held-out blocks for perplexity")
+
+
+class FinetuneJobConfig(Config):
+    """``seqlab finetune`` / ``jobs/finetune.py``: train or fine-tune GPT-2 with Ray Train."""
+
+    out: str | None = Field(None, description="output directory (model/, report/); --out overrides it")
+    smoke_test: bool = Field(
+        False, description="tiny data, model and evaluation: runs end to end in about a minute on a CPU"
+    )
+    model: ModelConfig = Field(default_factory=ModelConfig, description="model source and shape")
+    data: LMDataConfig = Field(default_factory=LMDataConfig, description="corpus and packing")
+    train: TrainConfig = Field(default_factory=TrainConfig, description="optimization loop")
+    ray: RayConfig = Field(default_factory=RayConfig, description="Ray Train scaling and storage")
+    eval: EvalConfig = Field(default_factory=EvalConfig, description="held-out evaluation")
+
+    def effective_lr(self) -> float:
+        """The learning rate actually used (the null default depends on fine-tuning vs from scratch)."""
+        if self.train.lr is not None:
+            return self.train.lr
+        return 5e-5 if self.model.base_model else 1e-3
+
+    def resolved(self) -> FinetuneJobConfig:
+        """A copy with ``smoke_test`` applied: every size shrunk so the job runs in about a minute on CPU."""
+        if not self.smoke_test:
+            return self
+        data = self.model_dump()
+        data["model"].update(
+            vocab_size=min(self.model.vocab_size, 1000), n_layer=2, n_embd=64, n_positions=128
+        )
+        data["data"].update(
+            block_size=min(self.data.block_size, 64), max_docs=min(self.data.max_docs or 300, 300)
+        )
+        data["train"].update(epochs=1, max_steps=min(self.train.max_steps or 30, 30), grad_accum=1)
+        data["train"].update(report_every=5, checkpoint_every=15, warmup_steps=5)
+        data["eval"].update(num_prompts=min(self.eval.num_prompts, 6), max_eval_blocks=64)
+        data["eval"].update(prompt_tokens=min(self.eval.prompt_tokens, 12))
+        data["eval"].update(continuation_tokens=min(self.eval.continuation_tokens, 16))
+        return type(self).model_validate(data)

@@ -1,0 +1,97 @@
+"""Corpus -> token blocks: read a split of the corpus Parquet, tokenize, pack into fixed-length blocks.
+
+Pure (no Ray): the Ray Data pipeline in :mod:`seqlab.lm.train` maps :func:`tokenize_and_pack` over
+batches of documents, and the driver uses the same functions for held-out evaluation.
+
+Packing: documents are tokenized, each followed by ``<|endoftext|>``, concatenated, and cut into
+``block_size`` blocks; the tail shorter than a block is dropped (per batch of documents, so at most one
+partial block per batch is lost). Every block is full, so training needs no padding or attention mask.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from seqlab.artifacts import is_uri, join
+
+__all__ = [
+    "corpus_parquet_path",
+    "pack_blocks",
+    "read_split_texts",
+    "resolve_corpus_dir",
+    "tokenize_and_pack",
+]
+
+log = logging.getLogger(__name__)
+
+
+def resolve_corpus_dir(path: str | None) -> str:
+    """The corpus directory to read: ``path``, or the bundled default corpus when ``path`` is None.
+
+    Raises:
+        FileNotFoundError: ``path`` is a local directory without ``corpus/`` in it.
+    """
+    if path is None:
+        from seqlab.data.corpus import bundled_corpus_dir
+
+        return str(bundled_corpus_dir())
+    if not is_uri(path):
+        from pathlib import Path
+
+        local = Path(path.removeprefix("file://")).expanduser()
+        if not (local / "corpus").exists():
+            raise FileNotFoundError(f"{path} is not a corpus directory: no corpus/ Parquet dataset in it")
+        return str(local.resolve())
+    return path
+
+
+def corpus_parquet_path(corpus_dir: str) -> str:
+    """The Parquet dataset inside a corpus directory."""
+    return join(corpus_dir, "corpus")
+
+
+def read_split_texts(
+    corpus_dir: str, split: str, column: str = "text", max_docs: int | None = None
+) -> list[str]:
+    """Non-empty documents of one split (``train``/``val``/``test``) from the corpus Parquet.
+
+    ``max_docs`` keeps only the corpus' first ``max_docs`` rows (all splits together) before selecting
+    the split, like the Ray Data pipeline's ``limit``.
+    """
+    import pyarrow.dataset as pads
+
+    dataset = pads.dataset(corpus_parquet_path(corpus_dir), format="parquet", partitioning="hive")
+    table = (
+        dataset.head(max_docs, columns=[column, "split"]) if max_docs else dataset.to_table([column, "split"])
+    )
+    pairs = zip(table.column(column).to_pylist(), table.column("split").to_pylist(), strict=True)
+    return [t for t, s in pairs if s == split and t and t.strip()]
+
+
+def pack_blocks(token_lists: Sequence[Sequence[int]], block_size: int, eos_id: int | None) -> np.ndarray:
+    """Concatenate documents (each followed by ``eos_id`` when given) and cut into full blocks.
+
+    Returns:
+        int64 array ``(num_blocks, block_size)``; the tail shorter than a block is dropped.
+    """
+    stream: list[int] = []
+    for ids in token_lists:
+        stream.extend(ids)
+        if eos_id is not None:
+            stream.append(eos_id)
+    n = len(stream) // block_size
+    return np.asarray(stream[: n * block_size], dtype=np.int64).reshape(n, block_size)  # (N, T)
+
+
+def tokenize_and_pack(
+    batch: dict[str, Any], tokenizer: Any, column: str, block_size: int
+) -> dict[str, np.ndarray]:
+    """Ray Data ``map_batches`` function: a batch of documents -> ``{"input_ids": (N, block_size)}``."""
+    texts = [str(t) for t in batch[column] if t is not None and str(t).strip()]
+    token_lists = tokenizer(texts, add_special_tokens=False)["input_ids"] if texts else []
+    blocks = pack_blocks(token_lists, block_size, tokenizer.eos_token_id)
+    return {"input_ids": blocks}

@@ -1,0 +1,231 @@
+"""Decoding contracts, checked against the model's own logits recomputed without the KV cache."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import pytest
+import torch
+
+from seqlab.lm.generate import (
+    DecodingOptions,
+    apply_repetition_penalty,
+    filter_top_k,
+    filter_top_p,
+    generate,
+    generate_ids,
+    iter_token_ids,
+    load_generator,
+    stream,
+)
+
+PROMPTS = ["ذهب الطلاب إلى المكتبة", "هطلت أمطار غزيرة", "باع التاجر"]
+
+
+def _prompt(tokenizer, text: str) -> torch.Tensor:
+    return torch.tensor([tokenizer(text, add_special_tokens=False)["input_ids"]])  # (1, T)
+
+
+def _step_logits(model, prompt: torch.Tensor, new: list[int]) -> torch.Tensor:
+    """(len(new), V) logits that predicted each new token, from one uncached forward pass."""
+    full = torch.cat([prompt, torch.tensor([new])], dim=1)
+    with torch.no_grad():
+        logits = model(input_ids=full, use_cache=False).logits[0]  # (T + n, V)
+    t = prompt.shape[1]
+    return logits[t - 1 : t - 1 + len(new)]
+
+
+def _sample_all(model, tokenizer, opts: DecodingOptions):
+    """(prompt ids, new ids) for every prompt x seed."""
+    runs = []
+    for text in PROMPTS:
+        prompt = _prompt(tokenizer, text)
+        for seed in range(3):
+            new = generate_ids(model, prompt, replace(opts, seed=seed), eos_token_id=None)[0]
+            runs.append((prompt, new))
+    return runs
+
+
+def test_greedy_is_the_argmax_chain_and_deterministic(tiny_model):
+    model, tokenizer = tiny_model
+    opts = DecodingOptions(strategy="greedy", repetition_penalty=1.0, max_new_tokens=12, stop_at_eos=False)
+    for text in PROMPTS:
+        prompt = _prompt(tokenizer, text)
+        new = generate_ids(model, prompt, opts)[0]
+        assert len(new) == 12
+        assert new == _step_logits(model, prompt, new).argmax(dim=-1).tolist()
+        assert generate_ids(model, prompt, replace(opts, seed=123))[0] == new
+
+
+def test_greedy_matches_transformers_generate(tiny_model):
+    """Parity with the reference implementation, with and without repetition penalty."""
+    model, tokenizer = tiny_model
+    prompt = _prompt(tokenizer, PROMPTS[0])
+    for penalty in (1.0, 1.3):
+        opts = DecodingOptions(
+            strategy="greedy", repetition_penalty=penalty, max_new_tokens=10, stop_at_eos=False
+        )
+        ours = generate_ids(model, prompt, opts)[0]
+        ref = model.generate(
+            prompt,
+            attention_mask=torch.ones_like(prompt),
+            do_sample=False,
+            max_new_tokens=10,
+            min_new_tokens=10,
+            repetition_penalty=penalty,
+            pad_token_id=tokenizer.eos_token_id,
+        )[0, prompt.shape[1] :].tolist()
+        assert ours == ref
+
+
+def test_kv_cache_gives_the_same_tokens_as_full_recompute(tiny_model):
+    model, tokenizer = tiny_model
+    prompt = _prompt(tokenizer, PROMPTS[1])
+    opts = DecodingOptions(max_new_tokens=15, seed=7, stop_at_eos=False)
+    cached = generate_ids(model, prompt, opts)[0]
+    assert generate_ids(model, prompt, replace(opts, use_cache=False))[0] == cached
+    seen: dict[bool, list[torch.Tensor]] = {True: [], False: []}
+    for use_cache in (True, False):
+        hook = lambda raw, scores, chosen, c=use_cache: seen[c].append(raw.clone())  # noqa: E731
+        list(iter_token_ids(model, prompt, replace(opts, use_cache=use_cache), logits_hook=hook))
+    assert len(seen[True]) == len(seen[False]) == 15
+    for a, b in zip(seen[True], seen[False], strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-4)
+
+
+def test_top_k_never_leaves_the_k_most_likely(tiny_model):
+    model, tokenizer = tiny_model
+    k = 5
+    base = DecodingOptions(temperature=1.0, top_k=0, top_p=1.0, repetition_penalty=1.0, max_new_tokens=10)
+    outside_without_top_k = 0
+    for prompt, new in _sample_all(model, tokenizer, replace(base, top_k=k)):
+        top = _step_logits(model, prompt, new).topk(k, dim=-1).indices  # (n, k)
+        assert all(tok in row for tok, row in zip(new, top.tolist(), strict=True))
+    for prompt, new in _sample_all(model, tokenizer, base):
+        top = _step_logits(model, prompt, new).topk(k, dim=-1).indices
+        outside_without_top_k += sum(tok not in row for tok, row in zip(new, top.tolist(), strict=True))
+    assert outside_without_top_k > 0, "the check is vacuous: plain sampling also stayed in the top k"
+
+
+def test_top_p_stays_in_the_nucleus(tiny_model):
+    model, tokenizer = tiny_model
+    p, temperature = 0.6, 0.9
+    opts = DecodingOptions(
+        temperature=temperature, top_k=0, top_p=p, repetition_penalty=1.0, max_new_tokens=10
+    )
+    vocab = model.config.vocab_size
+    sizes = []
+    for prompt, new in _sample_all(model, tokenizer, opts):
+        probs = (_step_logits(model, prompt, new) / temperature).softmax(dim=-1)  # (n, V)
+        for tok, row in zip(new, probs, strict=True):
+            ranked = row.argsort(descending=True)
+            mass = row[ranked].cumsum(0)
+            size = int((mass < p).sum()) + 1  # smallest prefix whose mass reaches p
+            nucleus = set(ranked[:size].tolist())
+            sizes.append(size)
+            assert tok in nucleus
+    assert sum(sizes) / len(sizes) < vocab / 2, "nucleus covers most of the vocabulary: check is weak"
+
+
+def test_repetition_penalty_lowers_repeats(tiny_model):
+    model, tokenizer = tiny_model
+
+    def repeat_rate(penalty: float) -> float:
+        repeated = total = 0
+        for text in PROMPTS:
+            opts = DecodingOptions(strategy="greedy", repetition_penalty=penalty, max_new_tokens=24)
+            new = generate_ids(model, _prompt(tokenizer, text), replace(opts, stop_at_eos=False))[0]
+            repeated += len(new) - len(set(new))
+            total += len(new)
+        return repeated / total
+
+    assert repeat_rate(1.5) < repeat_rate(1.0)
+
+
+def test_repetition_penalty_rule():
+    logits = torch.tensor([[2.0, -2.0, 1.0, 0.5]])
+    history = torch.tensor([[0, 1, 1]])
+    out = apply_repetition_penalty(logits, history, 2.0)
+    assert out.tolist() == [[1.0, -4.0, 1.0, 0.5]]  # seen: positive halved, negative doubled
+    assert apply_repetition_penalty(logits, history, 1.0) is logits
+
+
+def test_filters_keep_the_right_tokens():
+    logits = torch.log(torch.tensor([[0.5, 0.3, 0.15, 0.05]]))
+    assert torch.isinf(filter_top_k(logits, 2)).tolist() == [[False, False, True, True]]
+    assert torch.isinf(filter_top_p(logits, 0.8)).tolist() == [[False, False, True, True]]
+    assert torch.isinf(filter_top_p(logits, 0.81)).tolist() == [[False, False, False, True]]
+    assert torch.isinf(filter_top_p(logits, 0.1)).tolist() == [[False, True, True, True]]
+    assert torch.equal(filter_top_p(logits, 1.0), logits)
+
+
+def test_seed_reproducible_and_candidates_differ(tiny_model):
+    model, tokenizer = tiny_model
+    opts = DecodingOptions(max_new_tokens=16, num_candidates=3, seed=11, stop_at_eos=False)
+    first = generate(model, tokenizer, PROMPTS[2], opts)
+    assert len(first) == 3
+    assert generate(model, tokenizer, PROMPTS[2], opts) == first
+    assert len(set(first)) > 1, "candidates should be independent samples"
+    assert generate(model, tokenizer, PROMPTS[2], replace(opts, seed=12)) != first
+
+
+def test_stream_yields_the_same_text_piece_by_piece(tiny_model):
+    model, tokenizer = tiny_model
+    opts = DecodingOptions(max_new_tokens=20, seed=3)
+    pieces = list(stream(model, tokenizer, PROMPTS[0], opts))
+    assert len(pieces) > 1
+    assert "".join(pieces) == generate(model, tokenizer, PROMPTS[0], opts)[0]
+    with pytest.raises(ValueError, match="num_candidates"):
+        list(stream(model, tokenizer, PROMPTS[0], replace(opts, num_candidates=2)))
+
+
+def test_stops_at_end_of_text_and_empty_prompt(tiny_model):
+    model, tokenizer = tiny_model
+    opts = DecodingOptions(max_new_tokens=12, num_candidates=3, seed=0)
+    start = torch.tensor([[tokenizer.eos_token_id]])  # a new document, as after <|endoftext|> in training
+    free = generate_ids(model, start, replace(opts, stop_at_eos=False), eos_token_id=None)
+    stop = free[0][4]  # pretend the token candidate 0 drew at step 5 is end-of-text
+    steps = [c.tolist() for c in iter_token_ids(model, start, opts, eos_token_id=stop)]
+    first = [row[0] for row in steps]
+    assert first[: first.index(stop)] == free[0][: free[0].index(stop)]
+    assert set(first[first.index(stop) :]) == {stop}  # a finished candidate only repeats end-of-text
+    cut = generate_ids(model, start, opts, eos_token_id=stop)
+    assert cut[0] == free[0][: free[0].index(stop)] and all(stop not in row for row in cut)
+    texts = generate(model, tokenizer, "", opts)  # an empty prompt starts from <|endoftext|>
+    assert len(texts) == 3 and all(isinstance(t, str) for t in texts)
+    with pytest.raises(ValueError, match="non-empty"):
+        next(iter_token_ids(model, torch.zeros(1, 0, dtype=torch.long), opts))
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("temperature", 0.0),
+        ("top_k", -1),
+        ("top_p", 0.0),
+        ("top_p", 1.5),
+        ("repetition_penalty", 0.0),
+        ("max_new_tokens", 0),
+        ("num_candidates", 0),
+        ("strategy", "beam"),
+    ],
+)
+def test_bad_options_name_the_field(field, value):
+    with pytest.raises(ValueError, match=field):
+        DecodingOptions(**{field: value})
+
+
+def test_context_limit(tiny_model):
+    model, tokenizer = tiny_model
+    with pytest.raises(ValueError, match="max_new_tokens"):
+        generate(model, tokenizer, PROMPTS[0], DecodingOptions(max_new_tokens=model.config.n_positions))
+    long_prompt = " ".join(PROMPTS * 20)  # longer than the 64-token context: its start is dropped
+    out = generate(model, tokenizer, long_prompt, DecodingOptions(max_new_tokens=8, seed=0))
+    assert len(out) == 1
+
+
+def test_load_generator_errors(tmp_path):
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        load_generator(tmp_path / "missing")
+    with pytest.raises(FileNotFoundError, match=r"config\.json"):
+        load_generator(tmp_path)

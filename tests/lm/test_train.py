@@ -1,0 +1,116 @@
+"""Ray Train fine-tuning: step planning, a tiny GPT-2 loaded by path trained on the session Ray, recovery
+from a worker failure, resume after a restart, export + report, and (GPU only) mixed precision."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from seqlab.config import load_config
+from seqlab.lm.config import FinetuneJobConfig
+from seqlab.lm.train import _autocast_dtype, plan_steps
+
+TINY = [
+    "--data.block_size=32",
+    "--train.batch_size=4",
+    "--train.grad_accum=2",
+    "--train.lr=1e-2",
+    "--train.warmup_steps=2",
+    "--train.report_every=2",
+    "--train.checkpoint_every=5",
+    "--train.max_steps=10",
+    "--ray.max_failures=1",
+    "--eval.num_prompts=3",
+    "--eval.prompt_tokens=8",
+    "--eval.continuation_tokens=8",
+    "--eval.strategies=[greedy,default]",
+    "--eval.max_eval_blocks=24",
+]
+
+
+def test_plan_steps_scales_warmup_and_caps_steps():
+    cfg = load_config(FinetuneJobConfig, None, ["--train.batch_size=4", "--train.grad_accum=2"])
+    plan = plan_steps(1000, cfg, world_size=2)  # 1000 // 2 // 4 = 125 micro-batches -> 62 steps/epoch
+    assert plan == {"steps_per_epoch": 62, "total_steps": 186, "warmup_steps": 18}
+    cfg.train.max_steps = 50
+    assert plan_steps(1000, cfg, 2)["total_steps"] == 50
+    with pytest.raises(ValueError, match="too few"):
+        plan_steps(7, cfg, 1)
+
+
+def test_mixed_precision_only_on_cuda():
+    assert _autocast_dtype("auto", torch.device("cpu")) is None
+    assert _autocast_dtype("bf16", torch.device("cpu")) is None
+    assert _autocast_dtype("fp16", torch.device("cuda")) is torch.float16
+    assert _autocast_dtype("no", torch.device("cuda")) is None
+
+
+def _history(out) -> list[dict]:
+    return json.loads((out / "report" / "metrics.json").read_text())["history"]
+
+
+@pytest.fixture(scope="module")
+def finetuned(ray_session, corpus_dir, tiny_gpt2_dir, tmp_path_factory):
+    """One Ray Train run of the tiny GPT-2 loaded by path, with every worker failing once at step 7."""
+    from seqlab.lm.finetune import run_finetune
+
+    out = tmp_path_factory.mktemp("finetune") / "run"
+    cfg = load_config(FinetuneJobConfig, None, TINY)
+    cfg.model.base_model = str(tiny_gpt2_dir)  # the from_pretrained code path, by local directory
+    cfg.data.path = str(corpus_dir)
+    cfg.out = str(out)
+    return out, run_finetune(cfg, fail_at_step=7)
+
+
+@pytest.mark.slow
+def test_finetune_by_path_trains_and_survives_a_worker_failure(finetuned, tiny_gpt2_dir):
+    out, manifest = finetuned
+    history = _history(out)
+    steps = [h["step"] for h in history]
+    assert steps == [2, 4, 5, 6, 8, 10]
+    # The failure at step 7 restarted the worker group from the step-5 checkpoint; steps continued.
+    assert [h["resumed_from_step"] for h in history] == [0, 0, 0, 5, 5, 5]
+    assert history[-1]["loss"] < history[0]["loss"] - 0.5, "loss should fall"
+    m = manifest["metrics"]
+    assert m["test_perplexity"] < 0.5 * m["test_perplexity_untrained"]
+    assert manifest["model_source"] == "pretrained" and manifest["base_model"] == str(tiny_gpt2_dir)
+    assert manifest["inputs"]["corpus"]["stage"] == "scrape"
+    assert set(m["decoding"]) == {"greedy", "default", "reference"}
+    for name in ("config.json", "tokenizer.json", "manifest.json"):
+        assert (out / "model" / name).is_file()
+    report = (out / "report" / "report.md").read_text(encoding="utf-8")
+    assert "| trained |" in report and "| greedy |" in report
+    assert (out / "report" / "training_curve.png").stat().st_size > 1000
+
+
+@pytest.mark.slow
+def test_restart_with_the_same_output_resumes_the_step_count(finetuned, corpus_dir, tiny_gpt2_dir):
+    from seqlab.cli import main
+
+    out, _ = finetuned
+    before = [h["step"] for h in _history(out)]
+    rc = main(
+        ["finetune", "--data", str(corpus_dir), "--base-model", str(tiny_gpt2_dir), "--out", str(out)]
+        + [o for o in TINY if "max_steps" not in o]
+        + ["--train.max_steps=14"]
+    )
+    assert rc == 0
+    resumed = _history(out)
+    assert [h["step"] for h in resumed] == [*before, 12, 14]
+    assert resumed[-1]["resumed_from_step"] == before[-1] == 10
+
+
+@pytest.mark.slow
+@pytest.mark.gpu
+def test_gpu_training_with_mixed_precision(ray_session, corpus_dir, tiny_gpt2_dir, tmp_path):
+    from seqlab.lm.finetune import prepare_model_and_tokenizer
+    from seqlab.lm.train import fit
+
+    cfg = load_config(FinetuneJobConfig, None, [*TINY, "--ray.use_gpu=true", "--train.mixed_precision=auto"])
+    cfg.model.base_model = str(tiny_gpt2_dir)
+    spec, tokenizer, _ = prepare_model_and_tokenizer(cfg, str(corpus_dir))
+    run = fit(cfg, spec, tokenizer, str(corpus_dir), str(tmp_path / "ray"))
+    assert run.history[-1]["step"] == 10
+    assert run.history[-1]["loss"] < run.history[0]["loss"]

@@ -35,7 +35,18 @@ def _free_port() -> int:
 @pytest.fixture(scope="module")
 def ray_head(tmp_path_factory):
     """A separate Ray head (its own ports and temp dir), stopped by its process id at the end."""
+    # Every port explicit: the session Ray of the other tests already holds the default agent ports,
+    # and a head whose dashboard agent cannot bind never accepts jobs ("No available agent").
     port, dash = _free_port(), _free_port()
+    ports = {
+        "--dashboard-agent-listen-port": _free_port(),
+        "--dashboard-agent-grpc-port": _free_port(),
+        "--metrics-export-port": _free_port(),
+        "--runtime-env-agent-port": _free_port(),
+        "--ray-client-server-port": _free_port(),
+        "--node-manager-port": _free_port(),
+        "--object-manager-port": _free_port(),
+    }
     temp_dir = tmp_path_factory.mktemp("rayhead")
     proc = subprocess.Popen(
         [
@@ -50,6 +61,7 @@ def ray_head(tmp_path_factory):
             "--num-cpus=2",
             "--disable-usage-stats",
             f"--temp-dir={temp_dir}",
+            *(f"{flag}={value}" for flag, value in ports.items()),
         ],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,

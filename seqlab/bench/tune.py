@@ -4,7 +4,8 @@ Both searches sample the same space and may spend the same number of trial-epoch
 epoch of one trial). Random search runs ``budget / max_epochs`` trials to the end (FIFO, no patience); ASHA +
 Optuna (TPE) runs as many trials as fit in the budget, stopping weak ones at its rungs. The figure of merit:
 trial-epochs spent (in reporting order) until a trial first reaches within ``--tolerance`` R² (val) of the
-best R² either search found. Goal: ASHA + Optuna needs <= 40% of random search's trial-epochs.
+best R² either search found (and, second reading, of the best R² random search found with its whole
+budget). Goal: ASHA + Optuna needs <= 40% of random search's trial-epochs.
 
 The default run is deliberately small (600 documents, 128 tokens, a narrow space, 6-epoch trials, 48
 trial-epochs per search); it takes about 3–5 minutes on 2 CPU cores. ``--repeats`` averages over seeds.
@@ -73,6 +74,7 @@ def run(args: argparse.Namespace) -> int:
     common = [
         f"--train.max_epochs={args.max_epochs}",
         "--train.patience=0",  # no early stopping inside trials: only the scheduler differs
+        "--search.seed_architectures=false",  # both searches start from their own samples
         f"--search.max_concurrent={args.concurrency}",
         "--run.verbose=0",
         "--run.max_failures=0",
@@ -115,14 +117,17 @@ def run(args: argparse.Namespace) -> int:
                 t1 = time.perf_counter()
                 rand = _search(random_cfg, corpus.encoded, storage)
                 t2 = time.perf_counter()
-            best = max(r for _, r in asha + rand)
-            target = best - args.tolerance
-            a, r = _first_reach(asha, target), _first_reach(rand, target)
-            rows.append((seed, max(x for _, x in asha), max(x for _, x in rand), a, r))
+            best_a, best_r = max(x for _, x in asha), max(x for _, x in rand)
+            row = {"seed": seed, "best_asha": best_a, "best_random": best_r}
+            # Two readings of "the best found": by either search, and by random search (its full-budget
+            # result, i.e. how soon ASHA+Optuna matches what random search ends with).
+            for key, best in (("overall", max(best_a, best_r)), ("random", best_r)):
+                target = best - args.tolerance
+                row[key] = (_first_reach(asha, target), _first_reach(rand, target))
+            rows.append(row)
             print(
-                f"seed {seed}: best val R² ASHA+Optuna {rows[-1][1]:.3f} ({len(asha)} trial-epochs, {t1 - t0:.0f} s), "
-                f"random {rows[-1][2]:.3f} ({len(rand)} trial-epochs, {t2 - t1:.0f} s); reached {target:.3f} after "
-                f"{a or 'never'} vs {r or 'never'} trial-epochs"
+                f"seed {seed}: best val R² ASHA+Optuna {best_a:.3f} ({len(asha)} trial-epochs, {t1 - t0:.0f} s), "
+                f"random {best_r:.3f} ({len(rand)} trial-epochs, {t2 - t1:.0f} s)"
             )
     finally:
         if started:
@@ -132,19 +137,28 @@ def run(args: argparse.Namespace) -> int:
 
     # A search that never gets there is charged its whole budget, which makes the ratio a bound.
     print(f"\nbudget per search: {budget} trial-epochs; tolerance {args.tolerance} R²; {len(rows)} seed(s)")
-    print("seed   best R² ASHA   best R² random   ASHA+Optuna   random   ratio")
-    ratios = []
-    for seed, best_a, best_r, a, r in rows:
-        ratio = (a or budget) / (r or budget)
-        bound = "<=" if r is None and a is not None else (">=" if a is None and r is not None else "  ")
-        ratios.append(ratio)
-        print(
-            f"{seed:4d}   {best_a:12.3f}   {best_r:14.3f}   {a or 'never':>11}   {r or 'never':>6}   {bound}{ratio:.2f}"
-        )
-    mean_ratio = statistics.mean(ratios)
-    verdict = "met" if mean_ratio <= 0.4 else "not met"
+    print("trial-epochs until val R² >= best - tolerance (ASHA+Optuna / random = ratio)")
     print(
-        f"\nASHA+Optuna trial-epochs to near-best / random's, mean over seeds: {mean_ratio:.2f} "
-        f"(goal <= 0.40: {verdict}; 'never' counts as the whole budget)"
+        "seed   best R² ASHA  random   | best of both: ASHA  random  ratio | random's best: ASHA  random  ratio"
     )
+    ratios: dict[str, list[float]] = {"overall": [], "random": []}
+    for row in rows:
+        cells = []
+        for key in ("overall", "random"):
+            a, r = row[key]
+            ratio = (a or budget) / (r or budget)
+            bound = "<=" if r is None and a is not None else (">=" if a is None and r is not None else "")
+            ratios[key].append(ratio)
+            cells.append(f"{a or 'never':>6}  {r or 'never':>6}  {bound}{ratio:.2f}")
+        print(
+            f"{row['seed']:4d}   {row['best_asha']:12.3f}  {row['best_random']:6.3f}   |   {cells[0]:>22}   |   "
+            f"{cells[1]:>22}"
+        )
+    for key, label in (("overall", "best of both searches"), ("random", "random search's best")):
+        mean_ratio = statistics.mean(ratios[key])
+        verdict = "met" if mean_ratio <= 0.4 else "not met"
+        print(
+            f"ratio to reach {label} (mean over seeds): {mean_ratio:.2f} (goal <= 0.40: {verdict}; "
+            "'never' counts as the whole budget)"
+        )
     return 0

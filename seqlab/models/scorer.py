@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import tempfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -148,6 +149,8 @@ def save_scorer(
             files=[WEIGHTS, CONFIG, TOKENIZER],
             **extra,
         )
+        for name in (WEIGHTS, CONFIG, TOKENIZER, artifacts.MANIFEST):
+            os.chmod(Path(local, name), 0o644)  # temp-file writes are owner-only; a model is for sharing
         if artifacts.is_uri(directory):
             _copy_tree(local, directory)
     return manifest

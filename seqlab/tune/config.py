@@ -83,6 +83,11 @@ class SearchConfig(Config):
         None, ge=1, description="stop the whole search after this many trial-epochs (a budget); None = off"
     )
     seed: int = Field(0, description="seed of the search algorithm")
+    seed_architectures: bool = Field(
+        True,
+        description="start with one trial per architecture (cell x direction, other parameters mid-range) "
+        "so the report compares all of them; the searcher takes over after",
+    )
     space: SearchSpace = Field(SearchSpace(), description="the search space")
 
 

@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 
 from seqlab import artifacts
-from seqlab.models.tokenizer import TokenizerConfig, encode_texts, train_tokenizer
+from seqlab.models.tokenizer import TokenizerConfig, encode_texts, load_tokenizer, train_tokenizer
 from seqlab.train.data import EncodedCorpus, EncodedSplit
 
 __all__ = ["CorpusData", "default_corpus_dir", "encode_frames", "load_corpus", "prepare_data"]
@@ -103,9 +103,14 @@ def load_corpus(
     return frames, manifest
 
 
-def encode_frames(frames: dict[str, pd.DataFrame], tokenizer_cfg: TokenizerConfig) -> EncodedCorpus:
-    """Train the tokenizer on the train split's text and encode every split."""
-    tokenizer = train_tokenizer(frames["train"]["text"].tolist(), tokenizer_cfg)
+def encode_frames(
+    frames: dict[str, pd.DataFrame], tokenizer_cfg: TokenizerConfig, tokenizer_json: str | None = None
+) -> EncodedCorpus:
+    """Train the tokenizer on the train split's text (or reuse ``tokenizer_json``) and encode every split."""
+    if tokenizer_json:
+        tokenizer = load_tokenizer(tokenizer_json)
+    else:
+        tokenizer = train_tokenizer(frames["train"]["text"].tolist(), tokenizer_cfg)
     splits = {}
     for name, frame in frames.items():
         ids, offsets = encode_texts(tokenizer, frame["text"].tolist())
@@ -125,10 +130,15 @@ def prepare_data(
     text_column: str = "text_norm",
     max_docs: int | None = None,
     seed: int = 0,
+    tokenizer_json: str | None = None,
 ) -> CorpusData:
-    """Load the corpus at ``path`` (None = bundled) and encode it; the driver does this once per search."""
+    """Load the corpus at ``path`` (None = bundled) and encode it; the driver does this once per search.
+
+    ``tokenizer_json`` reuses a saved tokenizer instead of training one (a resumed search must encode
+    exactly as its checkpoints were trained).
+    """
     path = path or default_corpus_dir()
     frames, manifest = load_corpus(path, text_column, max_docs, seed)
-    encoded = encode_frames(frames, tokenizer_cfg)
+    encoded = encode_frames(frames, tokenizer_cfg, tokenizer_json)
     encoded.meta.update({"corpus": str(path), "corpus_hash": artifacts.manifest_hash(manifest)})
     return CorpusData(frames=frames, manifest=manifest, encoded=encoded)

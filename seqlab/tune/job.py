@@ -3,6 +3,7 @@
 :func:`run_tune_job` is what ``seqlab tune`` and ``jobs/tune.py`` call. Output directory (local or URI)::
 
     DIR/job_config.json   the config as given (``--resume DIR`` reads it back)
+    DIR/tokenizer.json    the vocabulary every trial trained with (``--resume`` reuses it)
     DIR/search/           the Tune experiment (trials, checkpoints, searcher state); storage may live elsewhere
     DIR/best/             the best trial's scorer artifact (seqlab.models.load_scorer)
     DIR/report/           report.md, results.json, learning_curves.png, architectures.png, importances.png
@@ -26,6 +27,7 @@ __all__ = ["JOB_CONFIG_FILE", "run_tune_job"]
 
 log = logging.getLogger(__name__)
 JOB_CONFIG_FILE = "job_config.json"
+TOKENIZER_FILE = "tokenizer.json"  # the search's vocabulary, reused on --resume
 
 
 def run_tune_job(cfg: TuneJobConfig, resume: bool = False) -> dict[str, Any]:
@@ -53,12 +55,22 @@ def run_tune_job(cfg: TuneJobConfig, resume: bool = False) -> dict[str, Any]:
     storage = run_cfg.run.storage_path or out
     experiment = artifacts.join(storage, run_cfg.run.name)
 
+    tokenizer_path = artifacts.join(out, TOKENIZER_FILE)
+    saved_tokenizer = None
+    if resume:
+        try:
+            saved_tokenizer = artifacts.read_text(tokenizer_path)
+        except FileNotFoundError:
+            log.warning(
+                "%s is missing; retraining the tokenizer (deterministic for the same corpus)", tokenizer_path
+            )
     corpus = prepare_data(
         run_cfg.data.path,
         run_cfg.data.tokenizer,
         run_cfg.data.text_column,
         run_cfg.data.max_docs,
         run_cfg.data.seed,
+        tokenizer_json=saved_tokenizer,
     )
     started = init_ray()
     try:
@@ -73,6 +85,7 @@ def run_tune_job(cfg: TuneJobConfig, resume: bool = False) -> dict[str, Any]:
                 artifacts.join(out, JOB_CONFIG_FILE),
                 json.dumps(dump_config(cfg), indent=2, ensure_ascii=False),
             )
+            artifacts.write_text(tokenizer_path, corpus.encoded.tokenizer_json)
             tuner = build_tuner(run_cfg, corpus.encoded, storage)
         start = time.perf_counter()
         grid = tuner.fit()

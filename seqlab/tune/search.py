@@ -37,6 +37,7 @@ __all__ = [
     "MODEL_KEYS",
     "TrialEpochBudget",
     "TrialRecord",
+    "architecture_points",
     "build_param_space",
     "build_tuner",
     "collect_trials",
@@ -64,6 +65,26 @@ def build_param_space(space: SearchSpace) -> dict[str, Any]:
     low, high = space.lr
     params["lr"] = low if low == high else tune.loguniform(low, high)
     return params
+
+
+def architecture_points(space: SearchSpace) -> list[dict[str, Any]]:
+    """One starting trial per architecture (cell x direction) in ``space``, other parameters at the
+    middle of their lists and ``lr`` at the geometric middle of its bounds.
+
+    Evaluated first (``points_to_evaluate``), they guarantee the report's per-architecture table a row for
+    each of RNN, BiRNN, GRU, BiGRU, LSTM, BiLSTM before the searcher starts exploiting.
+    """
+    middle = {
+        name: getattr(space, name)[len(getattr(space, name)) // 2] for name in (*MODEL_KEYS, "batch_size")
+    }
+    middle["lr"] = (space.lr[0] * space.lr[1]) ** 0.5
+    searched = [k for k, v in build_param_space(space).items() if isinstance(v, tune.search.sample.Domain)]
+    points = []
+    for cell in dict.fromkeys(space.cell):
+        for bidirectional in dict.fromkeys(space.bidirectional):
+            point = {**middle, "cell": cell, "bidirectional": bidirectional}
+            points.append({k: point[k] for k in searched})
+    return points
 
 
 def trial_resources(cfg: TuneJobConfig) -> dict[str, float]:
@@ -161,10 +182,13 @@ def build_tuner(cfg: TuneJobConfig, data: EncodedCorpus, storage_path: str, call
     # Every epoch checkpoints by design; Tune's "snapshotting too often" warning would repeat all run long.
     os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
     search = cfg.search
+    points = architecture_points(search.space) if search.seed_architectures else None
     if search.algorithm == "optuna":
-        searcher = OptunaSearch(seed=search.seed)
+        searcher = OptunaSearch(seed=search.seed, points_to_evaluate=points)
     else:
-        searcher = BasicVariantGenerator(random_state=search.seed, max_concurrent=search.max_concurrent or 0)
+        searcher = BasicVariantGenerator(
+            random_state=search.seed, max_concurrent=search.max_concurrent or 0, points_to_evaluate=points
+        )
     if search.scheduler == "asha":
         scheduler = ASHAScheduler(
             time_attr="epoch",

@@ -57,7 +57,7 @@ def progress_rows(experiment) -> dict[str, int]:
 def test_interrupted_search_resumes_and_exports_best_and_report(ray_session, tiny_corpus, tmp_path, capsys):
     from seqlab.tune.config import effective_config
     from seqlab.tune.data import prepare_data
-    from seqlab.tune.job import JOB_CONFIG_FILE
+    from seqlab.tune.job import JOB_CONFIG_FILE, TOKENIZER_FILE
     from seqlab.tune.search import build_tuner, search_finished
 
     out = tmp_path / "run"
@@ -66,6 +66,7 @@ def test_interrupted_search_resumes_and_exports_best_and_report(ray_session, tin
     (out / JOB_CONFIG_FILE).write_text(cfg.model_dump_json())  # what `seqlab tune` saves for --resume
     run = effective_config(cfg)
     data = prepare_data(str(tiny_corpus), run.data.tokenizer, max_docs=run.data.max_docs)
+    (out / TOKENIZER_FILE).write_text(data.encoded.tokenizer_json)  # also saved by `seqlab tune`
 
     # 1. The driver is interrupted once the first trial has finished.
     grid = build_tuner(run, data.encoded, str(out), callbacks=[interrupt_once(str(tmp_path / "fired"))]).fit()
@@ -83,6 +84,10 @@ def test_interrupted_search_resumes_and_exports_best_and_report(ray_session, tin
     assert len(rows_after) == 3
     for trial_id in finished:
         assert rows_after[trial_id] == rows_before[trial_id]
+    for trial in (out / "search").iterdir():  # an interrupted trial continued from its checkpoint:
+        if (trial / "progress.csv").exists():  # its epochs run 1..n once each, never restarting at 1
+            epochs = pd.read_csv(trial / "progress.csv")["epoch"].tolist()
+            assert epochs == list(range(1, len(epochs) + 1))
 
     # 3. The exported scorer loads without Ray and carries the corpus's hash.
     manifest = json.loads((out / "best" / "manifest.json").read_text())
@@ -97,6 +102,8 @@ def test_interrupted_search_resumes_and_exports_best_and_report(ray_session, tin
     report = (out / "report" / "report.md").read_text()
     assert "Best trial per architecture" in report and (out / "report" / "learning_curves.png").exists()
     assert results["num_trials"] == 3 and results["noise_floor_rmse"] == 0.5
+    # The first trials are the seeded architectures, in order (points_to_evaluate survives the restore).
+    assert [r["architecture"] for r in results["architectures"]] == ["RNN", "BiRNN", "GRU"]
     assert results["total_trial_epochs"] == sum(len(c["epoch"]) for c in results["curves"])
     assert results["baselines"]["tfidf_ridge"]["test_rmse"] < results["baselines"]["mean"]["test_rmse"]
     assert results["best"]["val_rmse"] == min(r["val_rmse"] for r in results["architectures"])

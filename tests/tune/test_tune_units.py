@@ -11,7 +11,7 @@ from seqlab.tune.baselines import fit_baselines
 from seqlab.tune.config import SearchSpace, TuneJobConfig, effective_config
 from seqlab.tune.data import load_corpus, prepare_data
 from seqlab.tune.report import param_importances, write_report
-from seqlab.tune.search import build_param_space
+from seqlab.tune.search import architecture_points, build_param_space
 
 
 def test_smoke_config_shrinks_the_run_and_keeps_overrides():
@@ -64,6 +64,12 @@ def test_load_corpus_skips_unlabeled_rows_and_subsamples(tiny_corpus):
     data = prepare_data(str(tiny_corpus), TokenizerConfig(min_frequency=1, max_len=16))
     assert len(data.encoded.train) == len(data.frames["train"]) and data.encoded.train.lengths.max() <= 16
     assert data.noise_floor_rmse == 0.5 and data.encoded.meta["corpus_hash"]
+    # A resumed search reuses the saved tokenizer, even when its settings would now train another one.
+    reused = prepare_data(
+        str(tiny_corpus), TokenizerConfig(min_frequency=5), tokenizer_json=data.encoded.tokenizer_json
+    )
+    assert np.array_equal(reused.encoded.train.ids, data.encoded.train.ids)
+    assert reused.encoded.vocab_size == data.encoded.vocab_size
 
 
 def test_baselines_fit_the_signal(tiny_corpus):
@@ -146,3 +152,16 @@ def test_report_writes_markdown_json_and_plots(tmp_path):
     assert "| BiGRU | 1,234 |" in md and "0.630" in md and "Not sampled by this search: RNN, BiRNN" in md
     assert "**3 trial-epochs**" in md
     assert json.loads((tmp_path / "results.json").read_text())["curves"][0]["val_rmse"][-1] == 0.61
+
+
+def test_architecture_points_cover_each_cell_and_direction_once():
+    space = SearchSpace(cell=["gru", "lstm"], hidden=[16, 32, 64], pooling=["mean"])
+    points = architecture_points(space)
+    assert [(p["cell"], p["bidirectional"]) for p in points] == [
+        ("gru", False),
+        ("gru", True),
+        ("lstm", False),
+        ("lstm", True),
+    ]
+    assert all(p["hidden"] == 32 and p["lr"] == pytest.approx(1e-3) for p in points)
+    assert all("pooling" not in p for p in points)  # a constant is not a searched parameter

@@ -75,7 +75,11 @@ def run_demo(cfg: DemoConfig) -> dict:
             with LocalSite(docs, port=0, faults=cfg.faults, seed=cfg.seed) as site:
                 labels = write_labels_csv(docs, out / "labels.csv", site.base_url)
                 sources = SourcesConfig.from_urls(
-                    [site.index_url], delay_s=0.0, per_host_concurrency=8, request_timeout_s=3.0, backoff_s=0.2
+                    [site.index_url],
+                    delay_s=0.0,
+                    per_host_concurrency=8,
+                    request_timeout_s=3.0,
+                    backoff_s=0.2,
                 )
                 scrape_cfg = ScrapeJobConfig(sources=sources, out=str(out / "scrape"), labels=labels)
                 result = run_scrape(scrape_cfg)
@@ -85,7 +89,15 @@ def run_demo(cfg: DemoConfig) -> dict:
         corpus = str(out / "scrape")
         if "tune" in cfg.steps:
             _banner("2/4 tune: RNN scorer search (Ray Tune + Optuna + ASHA)")
-            args = ["tune", "--config", str(JOBS_DIR / "tune.yaml"), "--data", corpus, "--out", str(out / "tune")]
+            args = [
+                "tune",
+                "--config",
+                str(JOBS_DIR / "tune.yaml"),
+                "--data",
+                corpus,
+                "--out",
+                str(out / "tune"),
+            ]
             _check(seqlab_main([*args, *cfg.tune_overrides]), "tune")
             summary["steps"]["tune"] = _manifest_metrics(out / "tune" / "best")
         if "finetune" in cfg.steps:

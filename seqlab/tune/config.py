@@ -40,6 +40,12 @@ class DataConfig(Config):
     tokenizer: TokenizerConfig = Field(TokenizerConfig(), description="vocabulary built on the train split")
 
 
+# The search-space fields that configure the model, and the categorical fields of the space (lr is the
+# only continuous one). One definition for the Tune param space and the report's Optuna study.
+MODEL_KEYS = ("cell", "bidirectional", "hidden", "layers", "dropout", "embed_dim", "pooling")
+CHOICE_KEYS = (*MODEL_KEYS, "batch_size")
+
+
 class SearchSpace(Config):
     """The search space: a list is a categorical choice, ``lr`` is log-uniform between its two bounds.
 

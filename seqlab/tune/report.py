@@ -13,7 +13,7 @@ import math
 from pathlib import Path
 from typing import Any
 
-from seqlab.tune.config import SearchSpace
+from seqlab.tune.config import CHOICE_KEYS, SearchSpace
 
 __all__ = ["ARCHITECTURES", "param_importances", "write_report"]
 
@@ -43,16 +43,7 @@ def param_importances(
     from optuna.distributions import CategoricalDistribution, FloatDistribution
 
     distributions: dict[str, Any] = {}
-    for name in (
-        "cell",
-        "bidirectional",
-        "hidden",
-        "layers",
-        "dropout",
-        "embed_dim",
-        "pooling",
-        "batch_size",
-    ):
+    for name in CHOICE_KEYS:
         choices = list(dict.fromkeys(getattr(space, name)))
         if len(choices) > 1:
             distributions[name] = CategoricalDistribution(choices)

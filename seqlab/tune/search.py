@@ -29,7 +29,7 @@ from ray import tune
 from seqlab.models.rnn import RNNConfig, RNNRegressor, architecture_name
 from seqlab.train.data import EncodedCorpus
 from seqlab.train.regressor import TrainConfig, TrainState, resolve_device, train_regressor
-from seqlab.tune.config import SearchSpace, TuneJobConfig
+from seqlab.tune.config import CHOICE_KEYS, MODEL_KEYS, SearchSpace, TuneJobConfig
 
 __all__ = [
     "METRIC",
@@ -51,7 +51,6 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 METRIC, MODE = "best_val_rmse", "min"  # what ASHA and Optuna optimize: the trial's best val RMSE so far
-MODEL_KEYS = ("cell", "bidirectional", "hidden", "layers", "dropout", "embed_dim", "pooling")
 TRAIN_KEYS = ("lr", "batch_size")
 
 
@@ -59,7 +58,7 @@ def build_param_space(space: SearchSpace) -> dict[str, Any]:
     """Tune's param space from a :class:`SearchSpace`: lists -> ``tune.choice`` (a one-element list is a
     constant, so the searcher does not spend effort on it), ``lr`` -> ``tune.loguniform``."""
     params: dict[str, Any] = {}
-    for name in (*MODEL_KEYS, "batch_size"):
+    for name in CHOICE_KEYS:
         values = list(dict.fromkeys(getattr(space, name)))  # dedupe, keep order
         params[name] = values[0] if len(values) == 1 else tune.choice(values)
     low, high = space.lr
@@ -74,9 +73,7 @@ def architecture_points(space: SearchSpace) -> list[dict[str, Any]]:
     Evaluated first (``points_to_evaluate``), they guarantee the report's per-architecture table a row for
     each of RNN, BiRNN, GRU, BiGRU, LSTM, BiLSTM before the searcher starts exploiting.
     """
-    middle = {
-        name: getattr(space, name)[len(getattr(space, name)) // 2] for name in (*MODEL_KEYS, "batch_size")
-    }
+    middle = {name: getattr(space, name)[len(getattr(space, name)) // 2] for name in CHOICE_KEYS}
     middle["lr"] = (space.lr[0] * space.lr[1]) ** 0.5
     searched = [k for k, v in build_param_space(space).items() if isinstance(v, tune.search.sample.Domain)]
     points = []

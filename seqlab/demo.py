@@ -142,15 +142,16 @@ def _manifest_metrics(directory: Path) -> dict:
 
 
 def _generate_and_score(out: Path, prompt: str) -> dict:
-    from seqlab.lm.generate import DecodingOptions, generate, load_generator
+    from seqlab.lm.config import DecodingConfig
+    from seqlab.lm.generator import load_generator
     from seqlab.models import load_scorer
 
-    model, tokenizer = load_generator(out / "finetune" / "model")
+    generator = load_generator(out / "finetune" / "model")
     scorer = load_scorer(out / "tune" / "best")
     results = {}
     for strategy in ("greedy", "sample"):
-        opts = DecodingOptions(strategy=strategy, max_new_tokens=30, num_candidates=2, seed=0)
-        texts = generate(model, tokenizer, prompt, opts)
+        opts = DecodingConfig(strategy=strategy, max_new_tokens=30, num_candidates=2, seed=0)
+        texts = [c.text for c in generator.generate(prompt, opts)]
         scores = scorer.predict(texts)
         results[strategy] = [{"text": t, "score": round(s, 2)} for t, s in zip(texts, scores, strict=True)]
         for t, s in zip(texts, scores, strict=True):

@@ -42,14 +42,15 @@ def _default_model():
 def run(args: argparse.Namespace) -> int:
     import torch
 
-    from seqlab.lm.generate import DecodingOptions, iter_token_ids
+    from seqlab.lm.config import DecodingConfig
+    from seqlab.lm.generate import iter_token_ids
     from seqlab.lm.model import count_parameters
 
     torch.set_num_threads(args.threads)
     if args.model:
-        from seqlab.lm.generate import load_generator
+        from seqlab.lm.generator import load_model_and_tokenizer
 
-        model, _ = load_generator(args.model, device=args.device)
+        model, _ = load_model_and_tokenizer(args.model, device=args.device)
     else:
         model = _default_model().to(args.device).eval()
     context = model.config.n_positions
@@ -59,10 +60,10 @@ def run(args: argparse.Namespace) -> int:
     gen = torch.Generator().manual_seed(0)
     prompt = torch.randint(1, model.config.vocab_size, (args.batch, args.prompt_tokens), generator=gen)
     prompt = prompt.to(args.device)
-    opts = DecodingOptions(strategy="greedy", max_new_tokens=args.new_tokens, stop_at_eos=False)
+    opts = DecodingConfig(strategy="greedy", max_new_tokens=args.new_tokens, stop_at_eos=False)
 
     def ours(use_cache: bool) -> tuple[float, float]:
-        o = DecodingOptions(**{**opts.__dict__, "use_cache": use_cache, "num_candidates": args.batch})
+        o = opts.replace(use_cache=use_cache, num_candidates=args.batch)
         start = time.perf_counter()
         first = None
         for _ in iter_token_ids(model, prompt, o):

@@ -384,6 +384,7 @@ def materialize_corpus(
 
     from seqlab.artifacts import read_manifest, write_manifest
     from seqlab.text import normalize
+    from seqlab.text.config import NormalizeConfig
 
     out = Path(out_dir)
     bank = load_sentence_bank(bank_dir)
@@ -439,6 +440,7 @@ def materialize_corpus(
             "mean_score": round(float(np.mean([d.score for d in docs])), 4) if docs else None,
         },
         labeler="generator",
+        normalize=NormalizeConfig().model_dump(),  # text_norm = normalize(text) with the defaults
         layout={"corpus": "corpus/"},
     )
     log.info("wrote %d generated docs to %s (noise floor RMSE %.3f)", len(docs), final, floor)

@@ -207,6 +207,7 @@ def run_scrape(cfg: ScrapeJobConfig) -> dict[str, Any]:
         config=cfg.model_dump(mode="json"),
         metrics=summary,
         labeler="labels_csv" if labels is not None else "lexicon",
+        normalize=cfg.normalize.model_dump(),  # the switches text_norm was made with
         labels_path=cfg.labels,
         layout={"corpus": "corpus/", "failures": "failures/", "raw": "raw/"},
     )

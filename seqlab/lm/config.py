@@ -12,14 +12,16 @@ Two ways to get a model, same training path:
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import Field, model_validator
+from pydantic import ConfigDict, Field, model_validator
 
 from seqlab.config import Config
 
 __all__ = [
     "DECODING_PRESETS",
+    "DecodingConfig",
+    "DecodingParams",
     "EvalConfig",
     "FinetuneJobConfig",
     "LMDataConfig",
@@ -30,6 +32,71 @@ __all__ = [
 
 # Names accepted in ``eval.strategies``; their decoding options live in seqlab.lm.evaluate.
 DECODING_PRESETS = ("greedy", "greedy_rep", "temperature", "top_k", "top_p", "default")
+
+
+class DecodingParams(Config):
+    """How to pick each next token: the decoding parameters a person chooses.
+
+    The one definition of them: ``seqlab generate``'s flags, the finetune report's presets and the HTTP
+    schemas of ``/v1/generate`` and ``/v1/completions`` are all made from these fields. Defaults follow the
+    seed's table: temperature 0.8 (0.7-1.0), top-k 50 (40-100), top-p 0.92 (0.9-0.95), repetition
+    penalty 1.2 (1.1-1.3).
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    strategy: Literal["greedy", "sample"] = Field(
+        "sample", description="'greedy' (argmax; temperature/top-k/top-p ignored) or 'sample'"
+    )
+    temperature: float = Field(
+        0.8,
+        ge=0,
+        le=100,
+        description="divides the logits before sampling (< 1 sharpens, > 1 flattens); 0 means greedy, "
+        "as in OpenAI's API",
+    )
+    top_k: int = Field(50, ge=0, description="sample only among the k most likely tokens (0 disables)")
+    top_p: float = Field(
+        0.92,
+        gt=0,
+        le=1,
+        description="sample only within the nucleus: the smallest set of most likely tokens whose "
+        "probability mass reaches top_p (1 disables)",
+    )
+    repetition_penalty: float = Field(
+        1.2,
+        gt=0,
+        le=10,
+        description="CTRL-style penalty on every token already in the prompt or output: positive logits "
+        "are divided by it, negative ones multiplied (1 disables)",
+    )
+    max_new_tokens: int = Field(
+        64, ge=1, description="tokens to generate per candidate (fewer when end-of-text comes first)"
+    )
+    num_candidates: int = Field(
+        1, ge=1, le=64, description="independent continuations generated together as one batch"
+    )
+    seed: int | None = Field(
+        None, ge=0, description="seed of the sampling generator (same seed, same text); null draws one"
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _zero_temperature_is_greedy(cls, data: Any) -> Any:
+        if isinstance(data, dict) and data.get("temperature") == 0:
+            data = {**data, "strategy": "greedy"}
+        return data
+
+    def replace(self, **changes: Any) -> DecodingParams:
+        """A validated copy with ``changes`` applied (a bad value raises, naming the field)."""
+        return type(self).model_validate({**self.model_dump(), **changes})
+
+
+class DecodingConfig(DecodingParams):
+    """:class:`DecodingParams` plus the engine switches that only code (tests, benchmarks) turns off."""
+
+    use_cache: bool = Field(True, description="reuse attention keys/values (KV cache)")
+    stop_at_eos: bool = Field(True, description="stop a candidate at <|endoftext|> (benchmarks turn it off)")
 
 
 class ModelConfig(Config):

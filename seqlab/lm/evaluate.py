@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import torch
 
-from seqlab.lm.generate import DecodingOptions, generate_ids
+from seqlab.lm.config import DecodingConfig
+from seqlab.lm.generate import generate_ids
 
 __all__ = [
     "DECODING_PRESETS",
@@ -30,13 +31,13 @@ __all__ = [
 ]
 
 # Named decoding presets compared in the report (names match seqlab.lm.config.DECODING_PRESETS).
-_SEED = DecodingOptions()  # the seed-table defaults
-DECODING_PRESETS: dict[str, DecodingOptions] = {
-    "greedy": DecodingOptions(strategy="greedy", repetition_penalty=1.0),
-    "greedy_rep": DecodingOptions(strategy="greedy", repetition_penalty=_SEED.repetition_penalty),
-    "temperature": DecodingOptions(strategy="sample", top_k=0, top_p=1.0, repetition_penalty=1.0),
-    "top_k": DecodingOptions(strategy="sample", top_k=_SEED.top_k, top_p=1.0, repetition_penalty=1.0),
-    "top_p": DecodingOptions(strategy="sample", top_k=0, top_p=_SEED.top_p, repetition_penalty=1.0),
+_SEED = DecodingConfig()  # the seed-table defaults
+DECODING_PRESETS: dict[str, DecodingConfig] = {
+    "greedy": DecodingConfig(strategy="greedy", repetition_penalty=1.0),
+    "greedy_rep": DecodingConfig(strategy="greedy", repetition_penalty=_SEED.repetition_penalty),
+    "temperature": DecodingConfig(strategy="sample", top_k=0, top_p=1.0, repetition_penalty=1.0),
+    "top_k": DecodingConfig(strategy="sample", top_k=_SEED.top_k, top_p=1.0, repetition_penalty=1.0),
+    "top_p": DecodingConfig(strategy="sample", top_k=0, top_p=_SEED.top_p, repetition_penalty=1.0),
     "default": _SEED,
 }
 
@@ -133,7 +134,7 @@ def evaluate_strategies(
     """
     rows: list[dict[str, Any]] = []
     for name in strategies:
-        opts = replace(DECODING_PRESETS[name], max_new_tokens=held_out.continuation_tokens, seed=seed)
+        opts = DECODING_PRESETS[name].replace(max_new_tokens=held_out.continuation_tokens, seed=seed)
         ids = generate_ids(model, held_out.prompt_ids, opts, tokenizer.eos_token_id)
         texts = [tokenizer.decode(row, skip_special_tokens=True) for row in ids]
         rows.append(

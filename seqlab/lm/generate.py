@@ -6,82 +6,40 @@ two overlap (greedy, repetition penalty; checked in the tests). Per step, for ea
 
     logits (N, V) -> repetition penalty -> [sample: / temperature -> top-k -> top-p] -> argmax | sample
 
-Defaults follow the seed's table: temperature 0.8 (0.7-1.0), top-k 50 (40-100), top-p 0.92 (0.9-0.95),
-repetition penalty 1.2 (1.1-1.3).
+The decoding parameters are :class:`seqlab.lm.config.DecodingConfig` (one pydantic model shared with the
+CLI, the report and the HTTP schemas). Several prompts decode together in one forward pass per step:
+prompts are left-padded, with an attention mask and position ids, so each row decodes exactly as it
+would alone (:func:`iter_batch_token_ids`).
 """
 
 from __future__ import annotations
 
 import inspect
 import logging
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import torch
 
+from seqlab.lm.config import DecodingConfig, DecodingParams
+
 __all__ = [
-    "DecodingOptions",
+    "DecodingConfig",
     "apply_repetition_penalty",
+    "context_limit",
     "filter_top_k",
     "filter_top_p",
     "generate",
     "generate_ids",
+    "iter_batch_token_ids",
     "iter_token_ids",
-    "load_generator",
     "next_token_scores",
+    "prompt_ids",
     "stream",
 ]
 
 log = logging.getLogger(__name__)
-
-Strategy = Literal["greedy", "sample"]
-
-
-@dataclass(frozen=True)
-class DecodingOptions:
-    """How to pick each next token.
-
-    Attributes:
-        strategy: ``greedy`` (argmax; temperature/top-k/top-p ignored) or ``sample``.
-        temperature: divides the logits before sampling; < 1 sharpens, > 1 flattens.
-        top_k: sample only among the k most likely tokens (0 disables).
-        top_p: sample only within the nucleus, the smallest set of tokens whose probability mass reaches
-            top_p (1.0 disables).
-        repetition_penalty: CTRL-style penalty on every token already in the prompt or output
-            (positive logits divided by it, negative ones multiplied; 1.0 disables).
-        max_new_tokens: tokens to generate per candidate (fewer if end-of-text comes first).
-        num_candidates: independent continuations generated together as one batch.
-        seed: seed of the sampling generator (same seed, same output); None draws a fresh one.
-        use_cache: reuse attention keys/values (KV cache) instead of re-running the whole prefix.
-        stop_at_eos: stop a candidate at ``<|endoftext|>`` (benchmarks turn this off).
-    """
-
-    strategy: Strategy = "sample"
-    temperature: float = 0.8
-    top_k: int = 50
-    top_p: float = 0.92
-    repetition_penalty: float = 1.2
-    max_new_tokens: int = 64
-    num_candidates: int = 1
-    seed: int | None = None
-    use_cache: bool = True
-    stop_at_eos: bool = True
-
-    def __post_init__(self) -> None:
-        checks: list[tuple[str, bool, str]] = [
-            ("strategy", self.strategy in ("greedy", "sample"), "must be 'greedy' or 'sample'"),
-            ("temperature", self.temperature > 0, "must be > 0"),
-            ("top_k", self.top_k >= 0, "must be >= 0 (0 disables it)"),
-            ("top_p", 0 < self.top_p <= 1, "must be in (0, 1] (1 disables it)"),
-            ("repetition_penalty", self.repetition_penalty > 0, "must be > 0 (1 disables it)"),
-            ("max_new_tokens", self.max_new_tokens >= 1, "must be >= 1"),
-            ("num_candidates", 1 <= self.num_candidates <= 64, "must be between 1 and 64"),
-        ]
-        for name, ok, rule in checks:
-            if not ok:
-                raise ValueError(f"{name} {rule} (got {getattr(self, name)!r})")
 
 
 def apply_repetition_penalty(logits: torch.Tensor, history: torch.Tensor, penalty: float) -> torch.Tensor:
@@ -123,7 +81,7 @@ def filter_top_p(logits: torch.Tensor, p: float) -> torch.Tensor:
     return logits.masked_fill(drop, float("-inf"))
 
 
-def next_token_scores(logits: torch.Tensor, history: torch.Tensor, opts: DecodingOptions) -> torch.Tensor:
+def next_token_scores(logits: torch.Tensor, history: torch.Tensor, opts: DecodingParams) -> torch.Tensor:
     """Processed ``(N, V)`` scores the next token is chosen from (argmax, or sampled from their softmax)."""
     scores = apply_repetition_penalty(logits.float(), history, opts.repetition_penalty)
     if opts.strategy == "greedy":
@@ -134,57 +92,200 @@ def next_token_scores(logits: torch.Tensor, history: torch.Tensor, opts: Decodin
 
 
 class _Forward:
-    """Last-position logits from a causal LM, with or without a KV cache.
+    """Last-position logits from a causal LM, with or without a KV cache, for left-padded rows.
 
-    transformers 5 renamed the cache argument and output from ``past_key_values`` to ``cache``; both
-    spellings are supported so any transformers the project allows works.
+    ``mask`` (N, T) is 1 on real tokens and 0 on left padding; position ids count real tokens only, so a
+    padded row sees exactly the positions it would see alone. transformers 5 renamed the cache argument
+    and output from ``past_key_values`` to ``cache``; both spellings are supported.
     """
 
-    def __init__(self, model: Any) -> None:
+    def __init__(self, model: Any, mask: torch.Tensor) -> None:
         params = inspect.signature(model.forward).parameters
         self.model = model
+        # Rows of a batch finish at different steps and keep being fed end-of-text: their positions are
+        # capped at the last one the model knows (their outputs are discarded).
+        self.max_position = (context_limit(model) or 2**31) - 1
         self.cache_arg = "cache" if "cache" in params else "past_key_values"
         self.keep_arg = next((k for k in ("logits_to_keep", "num_logits_to_keep") if k in params), None)
         self.cache: Any = None
+        self.mask = mask  # (N, T): grows by one column per step
 
-    def _call(self, input_ids: torch.Tensor, total_len: int, **kwargs: Any) -> Any:
-        mask = torch.ones(input_ids.shape[0], total_len, dtype=torch.long, device=input_ids.device)
+    def _call(self, input_ids: torch.Tensor, **kwargs: Any) -> Any:
+        positions = (self.mask.cumsum(dim=1) - 1).clamp(min=0, max=self.max_position)  # (N, T_total)
         if self.keep_arg:
             kwargs[self.keep_arg] = 1  # only the last position's logits are needed
-        return self.model(input_ids=input_ids, attention_mask=mask, **kwargs)
+        return self.model(
+            input_ids=input_ids,
+            attention_mask=self.mask,
+            position_ids=positions[:, -input_ids.shape[1] :],
+            **kwargs,
+        )
 
-    def cached(self, new_ids: torch.Tensor, total_len: int) -> torch.Tensor:
-        """Feed only ``new_ids`` (N, t); ``total_len`` counts cached + new tokens."""
-        out = self._call(new_ids, total_len, use_cache=True, **{self.cache_arg: self.cache})
+    def cached(self, new_ids: torch.Tensor) -> torch.Tensor:
+        """Feed only ``new_ids`` (N, t); the mask already covers cached + new tokens."""
+        out = self._call(new_ids, use_cache=True, **{self.cache_arg: self.cache})
         cache = getattr(out, "cache", None)
         self.cache = cache if cache is not None else getattr(out, "past_key_values", None)
         return out.logits[:, -1, :]
 
     def full(self, ids: torch.Tensor) -> torch.Tensor:
         """Re-run the whole ``ids`` (N, T) prefix (no cache)."""
-        return self._call(ids, ids.shape[1], use_cache=False).logits[:, -1, :]
+        return self._call(ids, use_cache=False).logits[:, -1, :]
+
+    def grow(self, n: int) -> None:
+        self.mask = torch.cat([self.mask, self.mask.new_ones(self.mask.shape[0], n)], dim=1)
 
 
-def _context_limit(model: Any) -> int | None:
+def context_limit(model: Any) -> int | None:
+    """The model's maximum sequence length (prompt + new tokens), when its config says."""
     cfg = getattr(model, "config", None)
     return getattr(cfg, "n_positions", None) or getattr(cfg, "max_position_embeddings", None)
 
 
+@dataclass
+class _Group:
+    """The rows of one request in a decoding batch: rows ``[start, stop)`` share options and RNG."""
+
+    start: int
+    stop: int
+    opts: DecodingConfig
+    generator: torch.Generator
+
+
+def _generator(device: torch.device, seed: int | None) -> torch.Generator:
+    generator = torch.Generator(device=device)
+    if seed is None:
+        generator.seed()
+    else:
+        generator.manual_seed(seed)
+    return generator
+
+
 @torch.inference_mode()
+def _decode(
+    model: Any,
+    ids: torch.Tensor,
+    mask: torch.Tensor,
+    groups: list[_Group],
+    eos_token_id: int | None,
+    logits_hook: Callable[[torch.Tensor, torch.Tensor, torch.Tensor], None] | None = None,
+) -> Iterator[torch.Tensor]:
+    """The decoding loop shared by every entry point: one forward pass per step for all rows.
+
+    Args:
+        ids: ``(N, T)`` left-padded prompt ids; ``mask`` ``(N, T)`` marks the real tokens.
+        groups: row ranges with their decoding options; together they cover all N rows.
+
+    Yields:
+        ``(N,)`` token ids of each step. A row whose group has reached its ``max_new_tokens``, or that
+        produced end-of-text, keeps emitting ``eos_token_id`` (when known); the loop ends when every row
+        has finished.
+    """
+    device = ids.device
+    n_rows = ids.shape[0]
+    steps = max(g.opts.max_new_tokens for g in groups)
+    max_new = torch.empty(n_rows, dtype=torch.long, device=device)  # (N,)
+    for g in groups:
+        max_new[g.start : g.stop] = g.opts.max_new_tokens
+    stop_at_eos = torch.zeros(n_rows, dtype=torch.bool, device=device)
+    for g in groups:
+        stop_at_eos[g.start : g.stop] = g.opts.stop_at_eos and eos_token_id is not None
+    use_cache = all(g.opts.use_cache for g in groups)
+    # The repetition penalty must not see left padding: pad slots point at the row's last prompt token,
+    # whose penalty is applied anyway (the same token penalized twice gets the same value).
+    history = torch.where(mask.bool(), ids, ids[:, -1:])  # (N, T)
+    finished = torch.zeros(n_rows, dtype=torch.bool, device=device)  # (N,)
+    forward = _Forward(model, mask)
+    step_input = ids
+    for step in range(steps):
+        logits = forward.cached(step_input) if use_cache else forward.full(ids)  # (N, V)
+        chosen = torch.empty(n_rows, dtype=torch.long, device=device)  # (N,)
+        hooked = [] if logits_hook is not None else None
+        for g in groups:
+            rows = slice(g.start, g.stop)
+            scores = next_token_scores(logits[rows], history[rows], g.opts)  # (n, V)
+            if g.opts.strategy == "greedy":
+                chosen[rows] = scores.argmax(dim=-1)
+            else:
+                probs = scores.softmax(dim=-1)
+                chosen[rows] = torch.multinomial(probs, 1, generator=g.generator).squeeze(1)
+            if hooked is not None:
+                hooked.append(scores)
+        if eos_token_id is not None:
+            chosen = chosen.masked_fill(finished, eos_token_id)
+        finished |= stop_at_eos & (chosen == (eos_token_id if eos_token_id is not None else -1))
+        finished |= max_new <= step + 1
+        if logits_hook is not None:
+            logits_hook(logits, torch.cat(hooked, dim=0), chosen)
+        yield chosen
+        if bool(finished.all()):
+            return
+        ids = torch.cat([ids, chosen[:, None]], dim=1)  # (N, T+1)
+        history = torch.cat([history, chosen[:, None]], dim=1)
+        forward.grow(1)
+        step_input = chosen[:, None]  # (N, 1): with the cache only the new token is fed
+
+
+def _fit_context(model: Any, prompt: list[int], max_new_tokens: int) -> list[int]:
+    limit = context_limit(model)
+    if limit is None:
+        return prompt
+    if max_new_tokens >= limit:
+        raise ValueError(f"max_new_tokens must be < the model's context of {limit} tokens")
+    return prompt[-(limit - max_new_tokens) :]  # keep the prompt's end so everything fits
+
+
+def iter_batch_token_ids(
+    model: Any,
+    prompts: Sequence[Sequence[int]],
+    opts: Sequence[DecodingConfig],
+    eos_token_id: int | None = None,
+    pad_token_id: int | None = None,
+) -> Iterator[torch.Tensor]:
+    """Decode several prompts, each with its own options, in one forward pass per step.
+
+    Prompt ``i`` gets ``opts[i].num_candidates`` consecutive rows; prompts are left-padded with
+    ``pad_token_id`` (default: ``eos_token_id``, else 0) and masked, so each row decodes as it would
+    alone. A prompt longer than the context allows is cut from the left.
+
+    Yields:
+        ``(N,)`` token ids per step, N = the sum of ``num_candidates``.
+    """
+    if len(prompts) != len(opts) or not prompts:
+        raise ValueError("iter_batch_token_ids needs one DecodingConfig per prompt, and at least one prompt")
+    device = next(model.parameters()).device
+    fitted = [_fit_context(model, list(p), o.max_new_tokens) for p, o in zip(prompts, opts, strict=True)]
+    if any(not p for p in fitted):
+        raise ValueError("every prompt needs at least one token")
+    width = max(len(p) for p in fitted)
+    pad = pad_token_id if pad_token_id is not None else (eos_token_id if eos_token_id is not None else 0)
+    rows, masks, groups = [], [], []
+    for prompt, o in zip(fitted, opts, strict=True):
+        start = len(rows)
+        for _ in range(o.num_candidates):
+            rows.append([pad] * (width - len(prompt)) + prompt)
+            masks.append([0] * (width - len(prompt)) + [1] * len(prompt))
+        groups.append(_Group(start, len(rows), o, _generator(device, o.seed)))
+    ids = torch.tensor(rows, dtype=torch.long, device=device)  # (N, T)
+    mask = torch.tensor(masks, dtype=torch.long, device=device)  # (N, T)
+    model.eval()
+    yield from _decode(model, ids, mask, groups, eos_token_id)
+
+
 def iter_token_ids(
     model: Any,
     input_ids: torch.Tensor,
-    opts: DecodingOptions,
+    opts: DecodingConfig,
     eos_token_id: int | None = None,
     logits_hook: Callable[[torch.Tensor, torch.Tensor, torch.Tensor], None] | None = None,
 ) -> Iterator[torch.Tensor]:
-    """Yield the next token of every candidate, one step at a time.
+    """Decode one prompt (``(1, T)``, repeated ``num_candidates`` times) or N unpadded rows together.
 
     Args:
-        model: a causal LM (``model(input_ids, past_key_values=..., use_cache=...)`` returns ``.logits``).
-        input_ids: ``(1, T)`` prompt (repeated for each candidate) or ``(N, T)`` prompts of equal length.
-        opts: decoding options.
-        eos_token_id: finished candidates keep emitting it; the loop stops when all have finished.
+        model: a causal LM (GPT-2 or any ``AutoModelForCausalLM``).
+        input_ids: ``(1, T)`` or ``(N, T)`` prompt ids.
+        opts: decoding options; all rows share them (and one random generator).
+        eos_token_id: end-of-text id: finished candidates keep emitting it; the loop stops when all have finished.
         logits_hook: called as ``hook(raw_logits (N, V), scores (N, V), chosen (N,))`` at every step,
             to inspect decoding (the tests compare cached and uncached logits with it).
 
@@ -198,117 +299,115 @@ def iter_token_ids(
     ids = input_ids.to(device)
     if ids.shape[0] == 1 and opts.num_candidates > 1:
         ids = ids.repeat(opts.num_candidates, 1)  # (N, T)
-    limit = _context_limit(model)
+    limit = context_limit(model)
     if limit is not None:
-        if opts.max_new_tokens >= limit:
-            raise ValueError(f"max_new_tokens must be < the model's context of {limit} tokens")
-        ids = ids[:, -(limit - opts.max_new_tokens) :]  # keep the prompt's end so everything fits
-    generator = torch.Generator(device=device)
-    if opts.seed is None:
-        generator.seed()
-    else:
-        generator.manual_seed(opts.seed)
-    finished = torch.zeros(ids.shape[0], dtype=torch.bool, device=device)  # (N,)
-    forward = _Forward(model)
-    step_input = ids
-    for _ in range(opts.max_new_tokens):
-        if opts.use_cache:
-            logits = forward.cached(step_input, ids.shape[1])  # (N, V)
-        else:
-            logits = forward.full(ids)  # (N, V)
-        scores = next_token_scores(logits, ids, opts)
-        if opts.strategy == "greedy":
-            chosen = scores.argmax(dim=-1)  # (N,)
-        else:
-            chosen = torch.multinomial(scores.softmax(dim=-1), 1, generator=generator).squeeze(1)
-        if eos_token_id is not None and opts.stop_at_eos:
-            chosen = chosen.masked_fill(finished, eos_token_id)
-            finished |= chosen == eos_token_id
-        if logits_hook is not None:
-            logits_hook(logits, scores, chosen)
-        yield chosen
-        ids = torch.cat([ids, chosen[:, None]], dim=1)  # (N, T+1)
-        step_input = chosen[:, None]  # (N, 1): with the cache only the new token is fed
-        if eos_token_id is not None and opts.stop_at_eos and bool(finished.all()):
-            return
+        _fit_context(model, [0], opts.max_new_tokens)  # raises when max_new_tokens leaves no room
+        ids = ids[:, -(limit - opts.max_new_tokens) :]
+    groups = [_Group(0, ids.shape[0], opts, _generator(device, opts.seed))]
+    yield from _decode(model, ids, torch.ones_like(ids), groups, eos_token_id, logits_hook)
+
+
+def _cut(rows: list[list[int]], eos_token_id: int | None, stop_at_eos: bool) -> list[list[int]]:
+    if eos_token_id is None or not stop_at_eos:
+        return rows
+    return [row[: row.index(eos_token_id)] if eos_token_id in row else row for row in rows]
 
 
 def generate_ids(
-    model: Any, input_ids: torch.Tensor, opts: DecodingOptions, eos_token_id: int | None = None
+    model: Any, input_ids: torch.Tensor, opts: DecodingConfig, eos_token_id: int | None = None
 ) -> list[list[int]]:
     """New token ids per candidate, each cut before its first end-of-text."""
     steps = list(iter_token_ids(model, input_ids, opts, eos_token_id))
     if not steps:
         return [[] for _ in range(max(opts.num_candidates, input_ids.shape[0]))]
     table = torch.stack(steps, dim=1).tolist()  # (N, new)
-    if eos_token_id is None or not opts.stop_at_eos:
-        return table
-    return [row[: row.index(eos_token_id)] if eos_token_id in row else row for row in table]
+    return _cut(table, eos_token_id, opts.stop_at_eos)
 
 
-def _prompt_ids(tokenizer: Any, prompt: str) -> torch.Tensor:
+def prompt_ids(tokenizer: Any, prompt: str) -> list[int]:
+    """Token ids of ``prompt``; an empty prompt starts a new document, as after <|endoftext|> in training."""
     ids = tokenizer(prompt, add_special_tokens=False)["input_ids"] if prompt else []
-    if not ids:  # an empty prompt starts a new document, as after <|endoftext|> in training
+    if not ids:
         start = tokenizer.bos_token_id if tokenizer.bos_token_id is not None else tokenizer.eos_token_id
         if start is None:
             raise ValueError("empty prompt and the tokenizer has no bos/eos token to start from")
         ids = [start]
-    return torch.tensor([ids], dtype=torch.long)  # (1, T)
+    return list(ids)
 
 
-def generate(model: Any, tokenizer: Any, prompt: str, opts: DecodingOptions | None = None) -> list[str]:
+def generate(model: Any, tokenizer: Any, prompt: str, opts: DecodingConfig | None = None) -> list[str]:
     """Generate ``opts.num_candidates`` continuations of ``prompt`` (the prompt itself not included)."""
-    opts = opts or DecodingOptions()
-    rows = generate_ids(model, _prompt_ids(tokenizer, prompt), opts, tokenizer.eos_token_id)
+    opts = opts or DecodingConfig()
+    ids = torch.tensor([prompt_ids(tokenizer, prompt)], dtype=torch.long)  # (1, T)
+    rows = generate_ids(model, ids, opts, tokenizer.eos_token_id)
     return [tokenizer.decode(row, skip_special_tokens=True) for row in rows]
 
 
-def stream(model: Any, tokenizer: Any, prompt: str, opts: DecodingOptions | None = None) -> Iterator[str]:
+class TextDelta:
+    """Turns one candidate's tokens into text pieces whose concatenation is the decoded text.
+
+    Byte-level BPE can end a step in the middle of a UTF-8 character; such a piece is held back until
+    the character is complete. ``stop`` strings end the candidate: the text is cut before the first one,
+    and text that might be the start of one is held back until it is known not to be.
+    """
+
+    def __init__(self, tokenizer: Any, stop: Sequence[str] = ()) -> None:
+        self.tokenizer = tokenizer
+        self.stop = [s for s in stop if s]
+        self.tokens: list[int] = []
+        self.emitted = ""
+        self.text = ""
+        self.stopped = False
+
+    def push(self, token: int) -> str:
+        """Add a token; returns the new text that is safe to show (possibly empty)."""
+        self.tokens.append(token)
+        text = self.tokenizer.decode(self.tokens, skip_special_tokens=True)
+        if text.endswith("\ufffd"):  # wait for the rest of the character
+            return ""
+        return self._advance(text, final=False)
+
+    def finish(self) -> str:
+        """The rest of the text once the candidate has ended."""
+        if self.stopped:
+            return ""
+        return self._advance(self.tokenizer.decode(self.tokens, skip_special_tokens=True), final=True)
+
+    def _advance(self, text: str, final: bool) -> str:
+        for s in self.stop:
+            cut = text.find(s)
+            if cut >= 0:
+                text, final, self.stopped = text[:cut], True, True
+        self.text = text
+        safe = text if final else text[: max(len(self.emitted), len(text) - self._hold())]
+        if not safe.startswith(self.emitted):  # decoding changed earlier text (rare): show nothing new
+            return ""
+        piece, self.emitted = safe[len(self.emitted) :], safe
+        return piece
+
+    def _hold(self) -> int:
+        return max((len(s) - 1 for s in self.stop), default=0)
+
+
+def stream(model: Any, tokenizer: Any, prompt: str, opts: DecodingConfig | None = None) -> Iterator[str]:
     """Yield the continuation of ``prompt`` piece by piece as tokens are generated (one candidate).
 
-    Pieces are decoded from all tokens so far and held back while they end in an incomplete UTF-8
-    sequence, so their concatenation equals the non-streamed text.
+    Pieces are held back while they end in an incomplete UTF-8 sequence, so their concatenation equals
+    the non-streamed text.
     """
-    opts = opts or DecodingOptions()
+    opts = opts or DecodingConfig()
     if opts.num_candidates != 1:
         raise ValueError(f"num_candidates must be 1 when streaming (got {opts.num_candidates})")
     eos = tokenizer.eos_token_id
-    tokens: list[int] = []
-    emitted = ""
-    for chosen in iter_token_ids(model, _prompt_ids(tokenizer, prompt), opts, eos):
+    delta = TextDelta(tokenizer)
+    ids = torch.tensor([prompt_ids(tokenizer, prompt)], dtype=torch.long)
+    for chosen in iter_token_ids(model, ids, opts, eos):
         token = int(chosen[0])
         if eos is not None and opts.stop_at_eos and token == eos:
             break
-        tokens.append(token)
-        text = tokenizer.decode(tokens, skip_special_tokens=True)
-        if text.endswith("\ufffd"):  # byte-level BPE: wait for the rest of the character
-            continue
-        if text.startswith(emitted):
-            piece, emitted = text[len(emitted) :], text
-            if piece:
-                yield piece
-    text = tokenizer.decode(tokens, skip_special_tokens=True)
-    if text.startswith(emitted) and len(text) > len(emitted):
-        yield text[len(emitted) :]
-
-
-def load_generator(model_dir: str | Path, device: str | None = None) -> tuple[Any, Any]:
-    """Load a generator artifact (a Hugging Face directory from ``seqlab finetune``) for inference.
-
-    Raises:
-        FileNotFoundError: ``model_dir`` does not exist or holds no ``config.json``.
-    """
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    path = Path(model_dir).expanduser()
-    if not path.is_dir():
-        raise FileNotFoundError(f"model directory {model_dir} does not exist")
-    if not (path / "config.json").is_file():
-        raise FileNotFoundError(
-            f"{model_dir} is not a Hugging Face model directory (no config.json); "
-            "pass the model/ folder written by 'seqlab finetune'"
-        )
-    tokenizer = AutoTokenizer.from_pretrained(path)
-    model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32)
-    model.to(device or ("cuda" if torch.cuda.is_available() else "cpu")).eval()
-    return model, tokenizer
+        piece = delta.push(token)
+        if piece:
+            yield piece
+    rest = delta.finish()
+    if rest:
+        yield rest

@@ -3,12 +3,17 @@
 Layout of a scorer directory (local path or URI)::
 
     model.safetensors   weights (state_dict)
-    config.json         {"model": RNNConfig, "tokenizer": TokenizerConfig, "normalize": bool}
+    config.json         {"model": RNNConfig, "tokenizer": TokenizerConfig, "text_column": str,
+                         "normalize": {switch: bool} | null}
     tokenizer.json      the Hugging Face tokenizer (vocabulary + truncation length)
     manifest.json       seqlab.artifacts manifest: stage "scorer", config, inputs' hashes, metrics
 
-``load_scorer(path).predict(texts)`` takes raw text: it runs ``seqlab.text.normalize`` first (the corpus's
-``text_norm`` column was made by the same function), so serving needs nothing but this directory.
+``load_scorer(path).predict(texts)`` takes raw text and prepares it as the training text was: a model
+trained on ``text_norm`` gets ``seqlab.text.normalize`` with the very switches the corpus was built with
+(recorded in ``config.json``); a model trained on the raw ``text`` column gets the text as it is. So a
+document scores the same in training, in the CLI and over HTTP, and serving needs nothing but this
+directory. (Artifacts from before the switches were recorded hold ``"normalize": true`` and get the
+default switches.)
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ import logging
 import os
 import tempfile
 from collections.abc import Callable, Sequence
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +35,7 @@ from tokenizers import Tokenizer
 from seqlab import artifacts
 from seqlab.models.rnn import RNNConfig, RNNRegressor
 from seqlab.models.tokenizer import TokenizerConfig, encode_texts, load_tokenizer
+from seqlab.text.config import NormalizeConfig
 
 __all__ = ["Scorer", "load_scorer", "save_scorer"]
 
@@ -37,13 +44,19 @@ log = logging.getLogger(__name__)
 WEIGHTS, CONFIG, TOKENIZER = "model.safetensors", "config.json", "tokenizer.json"
 
 
-def _text_normalizer() -> Callable[[str], str]:
-    try:
-        from seqlab.text import normalize
-    except ImportError:  # the text package is optional for the model core; keep scoring usable
-        log.warning("seqlab.text.normalize is unavailable; scoring raw text without normalization")
-        return lambda text: text
-    return normalize
+def _identity(text: str) -> str:
+    return text
+
+
+def text_preparer(config: dict[str, Any]) -> Callable[[str], str]:
+    """The function that turns raw text into what the model was trained on, from a scorer's config."""
+    switches = config.get("normalize", True)
+    if switches is False or switches is None:
+        return _identity
+    from seqlab.text import normalize
+
+    cfg = NormalizeConfig() if switches is True else NormalizeConfig.model_validate(switches)
+    return partial(normalize, config=cfg)
 
 
 class Scorer:
@@ -70,7 +83,7 @@ class Scorer:
         self.tokenizer = tokenizer
         self.config = config
         self.manifest = manifest or {}
-        self._normalize = _text_normalizer() if config.get("normalize", True) else (lambda t: t)
+        self.prepare = text_preparer(config)
 
     @torch.no_grad()
     def predict(self, texts: Sequence[str], batch_size: int = 64) -> list[float]:
@@ -79,7 +92,7 @@ class Scorer:
             raise TypeError("predict() takes a list of texts, not a single str")
         if not texts:
             return []
-        ids, offsets = encode_texts(self.tokenizer, [self._normalize(t) for t in texts])
+        ids, offsets = encode_texts(self.tokenizer, [self.prepare(t) for t in texts])
         lengths = np.diff(offsets)
         order = np.argsort(-lengths, kind="stable")  # similar lengths together: little padding
         scores = np.empty(len(texts), dtype=np.float64)
@@ -109,7 +122,8 @@ def save_scorer(
     *,
     job_config: dict[str, Any] | None = None,
     inputs: dict[str, dict[str, Any]] | None = None,
-    normalize: bool = True,
+    normalize: NormalizeConfig | dict[str, bool] | None = NormalizeConfig(),
+    text_column: str = "text_norm",
     **extra: Any,
 ) -> dict[str, Any]:
     """Write a scorer artifact to ``directory`` (local path or URI) and return its manifest.
@@ -122,13 +136,19 @@ def save_scorer(
         metrics: e.g. ``{"val_rmse": ..., "test_rmse": ...}``.
         job_config: the producing job's config (recorded in the manifest).
         inputs: input artifacts' manifests by role, e.g. ``{"corpus": corpus_manifest}`` (hashed).
-        normalize: whether ``predict`` normalizes raw text first (True for corpus-trained models).
+        normalize: the normalization switches the training text was made with (the corpus's, see
+            :func:`seqlab.text.config.corpus_normalization`); ``predict`` applies them to raw text.
+            None: the model read raw text and ``predict`` leaves it as it is.
+        text_column: the corpus column the model was trained on (recorded for people and checks).
         **extra: more manifest fields (e.g. ``trial_id``, ``architecture``).
     """
     config = {
         "model": model.config.model_dump(mode="json"),
         "tokenizer": (tokenizer_config or TokenizerConfig()).model_dump(mode="json"),
-        "normalize": normalize,
+        "text_column": text_column,
+        "normalize": None
+        if normalize is None
+        else NormalizeConfig.model_validate(dict(normalize)).model_dump(),
     }
     state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
     with tempfile.TemporaryDirectory() as tmp:

@@ -15,7 +15,14 @@ from pydantic import Field
 
 from seqlab.config import Config
 
-__all__ = ["CHAR_SWITCHES", "SWITCHES", "TOKEN_SWITCHES", "NormalizeConfig", "resolve_switches"]
+__all__ = [
+    "CHAR_SWITCHES",
+    "SWITCHES",
+    "TOKEN_SWITCHES",
+    "NormalizeConfig",
+    "corpus_normalization",
+    "resolve_switches",
+]
 
 
 class NormalizeConfig(Config):
@@ -102,3 +109,19 @@ def resolve_switches(config: NormalizeConfig | None, switches: dict[str, Any]) -
                 raise TypeError(f"switch {name!r} must be a bool, got {type(value).__name__} {value!r}")
         values.update(switches)
     return tuple(values[name] for name in SWITCHES)
+
+
+def corpus_normalization(manifest: dict[str, Any] | None) -> NormalizeConfig:
+    """The switches a corpus's ``text_norm`` column was made with, read from its manifest.
+
+    Corpus manifests carry them as ``normalize`` (written by ``seqlab scrape`` and ``seqlab corpus``);
+    older scrape manifests only have them inside ``config.normalize``. A manifest with neither was made
+    with the defaults.
+    """
+    manifest = manifest or {}
+    recorded = manifest.get("normalize")
+    if recorded is None:
+        recorded = (manifest.get("config") or {}).get("normalize")
+    if not isinstance(recorded, dict):
+        return NormalizeConfig()
+    return NormalizeConfig.model_validate({k: v for k, v in recorded.items() if k in _SWITCH_SET})

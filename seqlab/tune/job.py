@@ -211,6 +211,8 @@ def finish_search(grid, cfg: TuneJobConfig, corpus, out: str, elapsed_s: float) 
         best_metrics,
         job_config=dump_config(cfg),
         inputs=inputs,
+        normalize=_training_normalization(cfg.data.text_column, corpus.manifest),
+        text_column=cfg.data.text_column,
         trial_id=best_record.trial_id,
         architecture=best_row["architecture"],
         trial_config=best_record.config,
@@ -229,6 +231,19 @@ def finish_search(grid, cfg: TuneJobConfig, corpus, out: str, elapsed_s: float) 
         "best: %s %s; exported to %s", best_row["architecture"], best_metrics, artifacts.join(out, "best")
     )
     return summary
+
+
+def _training_normalization(text_column: str, corpus_manifest: dict[str, Any]):
+    """What ``Scorer.predict`` must do to raw text so it matches the column the search trained on."""
+    from seqlab.text.config import corpus_normalization
+
+    if text_column == "text_norm":
+        return corpus_normalization(corpus_manifest)
+    if text_column != "text":
+        log.warning(
+            "the scorer was trained on column %r; predict() will score raw text as it is", text_column
+        )
+    return None
 
 
 def _write_report_dir(directory: str, summary, curves, cfg: TuneJobConfig, inputs) -> None:

@@ -124,10 +124,10 @@ def tiny_model(tiny_gpt2_dir):
     """
     import torch
 
-    from seqlab.lm.generate import load_generator
+    from seqlab.lm.generator import load_model_and_tokenizer
 
     torch.set_num_threads(1)
-    model, tokenizer = load_generator(tiny_gpt2_dir, device="cpu")
+    model, tokenizer = load_model_and_tokenizer(tiny_gpt2_dir, device="cpu")
     with torch.no_grad():
         model.transformer.ln_f.weight.mul_(8.0)
         model.transformer.ln_f.bias.mul_(8.0)

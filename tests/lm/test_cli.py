@@ -42,7 +42,7 @@ def test_generate_candidates_and_seed(capsys, tiny_gpt2_dir):
 @pytest.mark.parametrize(
     ("extra", "message"),
     [
-        (["--temperature", "0"], "temperature"),
+        (["--temperature", "-1"], "temperature"),
         (["--top-p", "1.5"], "top_p"),
         (["--max-new-tokens", "0"], "max_new_tokens"),
         (["--stream", "--num-candidates", "2"], "--stream"),

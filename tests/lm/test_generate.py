@@ -2,20 +2,17 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
-
 import pytest
 import torch
 
+from seqlab.lm.config import DecodingConfig
 from seqlab.lm.generate import (
-    DecodingOptions,
     apply_repetition_penalty,
     filter_top_k,
     filter_top_p,
     generate,
     generate_ids,
     iter_token_ids,
-    load_generator,
     stream,
 )
 
@@ -35,26 +32,26 @@ def _step_logits(model, prompt: torch.Tensor, new: list[int]) -> torch.Tensor:
     return logits[t - 1 : t - 1 + len(new)]
 
 
-def _sample_all(model, tokenizer, opts: DecodingOptions):
+def _sample_all(model, tokenizer, opts: DecodingConfig):
     """(prompt ids, new ids) for every prompt x seed."""
     runs = []
     for text in PROMPTS:
         prompt = _prompt(tokenizer, text)
         for seed in range(3):
-            new = generate_ids(model, prompt, replace(opts, seed=seed), eos_token_id=None)[0]
+            new = generate_ids(model, prompt, opts.replace(seed=seed), eos_token_id=None)[0]
             runs.append((prompt, new))
     return runs
 
 
 def test_greedy_is_the_argmax_chain_and_deterministic(tiny_model):
     model, tokenizer = tiny_model
-    opts = DecodingOptions(strategy="greedy", repetition_penalty=1.0, max_new_tokens=12, stop_at_eos=False)
+    opts = DecodingConfig(strategy="greedy", repetition_penalty=1.0, max_new_tokens=12, stop_at_eos=False)
     for text in PROMPTS:
         prompt = _prompt(tokenizer, text)
         new = generate_ids(model, prompt, opts)[0]
         assert len(new) == 12
         assert new == _step_logits(model, prompt, new).argmax(dim=-1).tolist()
-        assert generate_ids(model, prompt, replace(opts, seed=123))[0] == new
+        assert generate_ids(model, prompt, opts.replace(seed=123))[0] == new
 
 
 def test_greedy_matches_transformers_generate(tiny_model):
@@ -62,7 +59,7 @@ def test_greedy_matches_transformers_generate(tiny_model):
     model, tokenizer = tiny_model
     prompt = _prompt(tokenizer, PROMPTS[0])
     for penalty in (1.0, 1.3):
-        opts = DecodingOptions(
+        opts = DecodingConfig(
             strategy="greedy", repetition_penalty=penalty, max_new_tokens=10, stop_at_eos=False
         )
         ours = generate_ids(model, prompt, opts)[0]
@@ -81,13 +78,13 @@ def test_greedy_matches_transformers_generate(tiny_model):
 def test_kv_cache_gives_the_same_tokens_as_full_recompute(tiny_model):
     model, tokenizer = tiny_model
     prompt = _prompt(tokenizer, PROMPTS[1])
-    opts = DecodingOptions(max_new_tokens=15, seed=7, stop_at_eos=False)
+    opts = DecodingConfig(max_new_tokens=15, seed=7, stop_at_eos=False)
     cached = generate_ids(model, prompt, opts)[0]
-    assert generate_ids(model, prompt, replace(opts, use_cache=False))[0] == cached
+    assert generate_ids(model, prompt, opts.replace(use_cache=False))[0] == cached
     seen: dict[bool, list[torch.Tensor]] = {True: [], False: []}
     for use_cache in (True, False):
         hook = lambda raw, scores, chosen, c=use_cache: seen[c].append(raw.clone())  # noqa: E731
-        list(iter_token_ids(model, prompt, replace(opts, use_cache=use_cache), logits_hook=hook))
+        list(iter_token_ids(model, prompt, opts.replace(use_cache=use_cache), logits_hook=hook))
     assert len(seen[True]) == len(seen[False]) == 15
     for a, b in zip(seen[True], seen[False], strict=True):
         torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-4)
@@ -96,9 +93,9 @@ def test_kv_cache_gives_the_same_tokens_as_full_recompute(tiny_model):
 def test_top_k_never_leaves_the_k_most_likely(tiny_model):
     model, tokenizer = tiny_model
     k = 5
-    base = DecodingOptions(temperature=1.0, top_k=0, top_p=1.0, repetition_penalty=1.0, max_new_tokens=10)
+    base = DecodingConfig(temperature=1.0, top_k=0, top_p=1.0, repetition_penalty=1.0, max_new_tokens=10)
     outside_without_top_k = 0
-    for prompt, new in _sample_all(model, tokenizer, replace(base, top_k=k)):
+    for prompt, new in _sample_all(model, tokenizer, base.replace(top_k=k)):
         top = _step_logits(model, prompt, new).topk(k, dim=-1).indices  # (n, k)
         assert all(tok in row for tok, row in zip(new, top.tolist(), strict=True))
     for prompt, new in _sample_all(model, tokenizer, base):
@@ -110,7 +107,7 @@ def test_top_k_never_leaves_the_k_most_likely(tiny_model):
 def test_top_p_stays_in_the_nucleus(tiny_model):
     model, tokenizer = tiny_model
     p, temperature = 0.6, 0.9
-    opts = DecodingOptions(
+    opts = DecodingConfig(
         temperature=temperature, top_k=0, top_p=p, repetition_penalty=1.0, max_new_tokens=10
     )
     vocab = model.config.vocab_size
@@ -133,8 +130,8 @@ def test_repetition_penalty_lowers_repeats(tiny_model):
     def repeat_rate(penalty: float) -> float:
         repeated = total = 0
         for text in PROMPTS:
-            opts = DecodingOptions(strategy="greedy", repetition_penalty=penalty, max_new_tokens=24)
-            new = generate_ids(model, _prompt(tokenizer, text), replace(opts, stop_at_eos=False))[0]
+            opts = DecodingConfig(strategy="greedy", repetition_penalty=penalty, max_new_tokens=24)
+            new = generate_ids(model, _prompt(tokenizer, text), opts.replace(stop_at_eos=False))[0]
             repeated += len(new) - len(set(new))
             total += len(new)
         return repeated / total
@@ -161,29 +158,29 @@ def test_filters_keep_the_right_tokens():
 
 def test_seed_reproducible_and_candidates_differ(tiny_model):
     model, tokenizer = tiny_model
-    opts = DecodingOptions(max_new_tokens=16, num_candidates=3, seed=11, stop_at_eos=False)
+    opts = DecodingConfig(max_new_tokens=16, num_candidates=3, seed=11, stop_at_eos=False)
     first = generate(model, tokenizer, PROMPTS[2], opts)
     assert len(first) == 3
     assert generate(model, tokenizer, PROMPTS[2], opts) == first
     assert len(set(first)) > 1, "candidates should be independent samples"
-    assert generate(model, tokenizer, PROMPTS[2], replace(opts, seed=12)) != first
+    assert generate(model, tokenizer, PROMPTS[2], opts.replace(seed=12)) != first
 
 
 def test_stream_yields_the_same_text_piece_by_piece(tiny_model):
     model, tokenizer = tiny_model
-    opts = DecodingOptions(max_new_tokens=20, seed=3)
+    opts = DecodingConfig(max_new_tokens=20, seed=3)
     pieces = list(stream(model, tokenizer, PROMPTS[0], opts))
     assert len(pieces) > 1
     assert "".join(pieces) == generate(model, tokenizer, PROMPTS[0], opts)[0]
     with pytest.raises(ValueError, match="num_candidates"):
-        list(stream(model, tokenizer, PROMPTS[0], replace(opts, num_candidates=2)))
+        list(stream(model, tokenizer, PROMPTS[0], opts.replace(num_candidates=2)))
 
 
 def test_stops_at_end_of_text_and_empty_prompt(tiny_model):
     model, tokenizer = tiny_model
-    opts = DecodingOptions(max_new_tokens=12, num_candidates=3, seed=0)
+    opts = DecodingConfig(max_new_tokens=12, num_candidates=3, seed=0)
     start = torch.tensor([[tokenizer.eos_token_id]])  # a new document, as after <|endoftext|> in training
-    free = generate_ids(model, start, replace(opts, stop_at_eos=False), eos_token_id=None)
+    free = generate_ids(model, start, opts.replace(stop_at_eos=False), eos_token_id=None)
     stop = free[0][4]  # pretend the token candidate 0 drew at step 5 is end-of-text
     steps = [c.tolist() for c in iter_token_ids(model, start, opts, eos_token_id=stop)]
     first = [row[0] for row in steps]
@@ -200,7 +197,7 @@ def test_stops_at_end_of_text_and_empty_prompt(tiny_model):
 @pytest.mark.parametrize(
     ("field", "value"),
     [
-        ("temperature", 0.0),
+        ("temperature", -0.5),
         ("top_k", -1),
         ("top_p", 0.0),
         ("top_p", 1.5),
@@ -212,20 +209,71 @@ def test_stops_at_end_of_text_and_empty_prompt(tiny_model):
 )
 def test_bad_options_name_the_field(field, value):
     with pytest.raises(ValueError, match=field):
-        DecodingOptions(**{field: value})
+        DecodingConfig(**{field: value})
 
 
 def test_context_limit(tiny_model):
     model, tokenizer = tiny_model
     with pytest.raises(ValueError, match="max_new_tokens"):
-        generate(model, tokenizer, PROMPTS[0], DecodingOptions(max_new_tokens=model.config.n_positions))
+        generate(model, tokenizer, PROMPTS[0], DecodingConfig(max_new_tokens=model.config.n_positions))
     long_prompt = " ".join(PROMPTS * 20)  # longer than the 64-token context: its start is dropped
-    out = generate(model, tokenizer, long_prompt, DecodingOptions(max_new_tokens=8, seed=0))
+    out = generate(model, tokenizer, long_prompt, DecodingConfig(max_new_tokens=8, seed=0))
     assert len(out) == 1
 
 
 def test_load_generator_errors(tmp_path):
+    from seqlab.lm.generator import load_generator
+
     with pytest.raises(FileNotFoundError, match="does not exist"):
         load_generator(tmp_path / "missing")
     with pytest.raises(FileNotFoundError, match=r"config\.json"):
         load_generator(tmp_path)
+
+
+def test_batched_prompts_decode_as_alone(tiny_model):
+    """Left-padded rows with masks and position ids give each prompt the tokens it gets alone."""
+    from seqlab.lm.generator import GenerationRequest, Generator
+
+    gen = Generator(*tiny_model)
+    long_prompt = " ".join(PROMPTS * 10)  # cut from the left to fit the context
+    requests = [
+        GenerationRequest(PROMPTS[0], DecodingConfig(strategy="greedy", max_new_tokens=12)),
+        GenerationRequest(
+            PROMPTS[1], DecodingConfig(strategy="greedy", max_new_tokens=30, repetition_penalty=1.0)
+        ),
+        GenerationRequest(long_prompt, DecodingConfig(strategy="greedy", max_new_tokens=4)),
+        GenerationRequest(PROMPTS[2], DecodingConfig(max_new_tokens=10, num_candidates=2, seed=4)),
+    ]
+    batched = gen.generate_batch(requests)
+    lengths = {len(gen.encode(r.prompt, r.config.max_new_tokens)[0]) for r in requests}
+    assert len(lengths) == len(requests), "prompts of equal length would not exercise the padding"
+    for request, candidates in zip(requests, batched, strict=True):
+        alone = gen.generate(request.prompt, request.config)
+        assert [c.text for c in candidates] == [c.text for c in alone]
+        assert len(candidates) == request.config.num_candidates
+    greedy_alone = generate(*tiny_model, PROMPTS[0], requests[0].config)[0]
+    assert batched[0][0].text == greedy_alone
+    assert batched[2][0].prompt_truncated and not batched[0][0].prompt_truncated
+    assert all(
+        c.completion_tokens <= r.config.max_new_tokens
+        for r, cs in zip(requests, batched, strict=True)
+        for c in cs
+    )
+
+
+def test_stop_strings_and_finish_reasons(tiny_model):
+    from seqlab.lm.generator import Generator
+
+    gen = Generator(*tiny_model)
+    cfg = DecodingConfig(strategy="greedy", max_new_tokens=16, stop_at_eos=False)
+    full = gen.generate(PROMPTS[0], cfg)[0]
+    assert full.finish_reason == "length" and full.completion_tokens == 16
+    stop = full.text[3:5]
+    cut = gen.generate(PROMPTS[0], cfg, stop=[stop])[0]
+    assert cut.finish_reason == "stop" and cut.text == full.text[: full.text.find(stop)]
+    assert "".join(gen.stream(PROMPTS[0], cfg, stop=[stop])) == cut.text
+
+
+def test_zero_temperature_means_greedy():
+    assert DecodingConfig(temperature=0).strategy == "greedy"
+    assert DecodingConfig(temperature=0.5).strategy == "sample"

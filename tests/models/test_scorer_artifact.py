@@ -59,7 +59,7 @@ def test_save_load_round_trip_gives_identical_predictions(tmp_path):
         TokenizerConfig(min_frequency=1, max_len=32),
         {"val_rmse": 1.25},
         inputs={"corpus": {"stage": "corpus", "path": "x"}},
-        normalize=False,
+        normalize=None,
     )
     scorer = load_scorer(str(tmp_path / "scorer"))
     texts = [*TEXTS, "نص جديد لم يره النموذج", ""]
@@ -98,3 +98,40 @@ def test_predict_normalizes_raw_text_like_the_corpus(tmp_path):
     scorer = load_scorer(str(tmp_path))
     assert scorer.predict([raw]) == scorer.predict([normalize(raw)])
     assert normalize(raw) != raw
+
+
+def test_predict_applies_the_recorded_switches_and_column(tmp_path):
+    """Non-default switches travel with the artifact: raw text scores as its training-time form."""
+    from seqlab.text import normalize
+    from seqlab.text.config import NormalizeConfig
+
+    raw = "مدرسةٌ جديدة في المدينة وفيها مكتبة كبيرة 2024"
+    switches = NormalizeConfig(teh_marbuta=True, remove_digits=False)
+    trained_on = normalize(raw, switches)
+    assert trained_on != normalize(raw)  # the switches matter for this text
+    tok = train_tokenizer([normalize(t, switches) for t in [*TEXTS, raw]], TokenizerConfig(min_frequency=1))
+    torch.manual_seed(0)
+    model = RNNRegressor(tok.get_vocab_size(), embed_dim=8, hidden=8, pooling="mean")
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(torch.randn_like(p))
+    save_scorer(str(tmp_path / "norm"), model, tok, normalize=switches, text_column="text_norm")
+    scorer = load_scorer(str(tmp_path / "norm"))
+    direct = load_scorer(str(tmp_path / "norm"))
+    direct.prepare = lambda t: t
+    assert scorer.predict([raw]) == direct.predict([trained_on])
+    assert scorer.predict([raw]) != direct.predict([normalize(raw)])
+    config = json.loads((tmp_path / "norm" / "config.json").read_text())
+    assert config["normalize"]["teh_marbuta"] is True and config["text_column"] == "text_norm"
+
+    save_scorer(str(tmp_path / "raw"), model, tok, normalize=None, text_column="text")
+    raw_scorer = load_scorer(str(tmp_path / "raw"))
+    assert raw_scorer.predict([raw]) == direct.predict([raw])
+
+
+def test_corpus_normalization_reads_every_manifest_form():
+    from seqlab.text.config import NormalizeConfig, corpus_normalization
+
+    assert corpus_normalization(None) == NormalizeConfig()
+    assert corpus_normalization({"normalize": {"teh_marbuta": True}}).teh_marbuta
+    assert corpus_normalization({"config": {"normalize": {"fold_hamza": True}}}).fold_hamza

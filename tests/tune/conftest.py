@@ -1,4 +1,8 @@
-"""A small synthetic corpus with the real corpus schema, for search tests (no dependency on seqlab.data)."""
+"""A small synthetic corpus with the real corpus schema, for search tests (no dependency on seqlab.data).
+
+Its ``text_norm`` is made with non-default switches (teh marbuta folded to heh), recorded in the manifest
+as a scrape records them, so the exported scorer must apply those switches to raw text.
+"""
 
 from __future__ import annotations
 
@@ -9,10 +13,15 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from seqlab.text import normalize
+
 # Words written for these tests: on-topic (technology) vs off-topic (daily life), plus function words.
 TOPIC = ["حاسوب", "برمجة", "شبكة", "خوارزمية", "بيانات", "ذكاء", "اصطناعي", "معالج", "تطبيق", "خادم"]
 OFF_TOPIC = ["مطر", "حديقة", "سوق", "طبخ", "رحلة", "بحر", "كتاب", "جبل", "شاي", "قمر"]
 FILLER = ["في", "من", "على", "هذا", "كان", "مع", "عن", "إلى"]
+
+
+SWITCHES = {"teh_marbuta": True}  # non-default: ة -> ه
 
 
 def make_corpus(directory: Path, n_docs: int = 240, seed: int = 0, noise_sd: float = 0.5) -> Path:
@@ -37,7 +46,7 @@ def make_corpus(directory: Path, n_docs: int = 240, seed: int = 0, noise_sd: flo
                 "url": f"http://127.0.0.1/doc/{i}",
                 "title": f"وثيقة {i}",
                 "text": text,
-                "text_norm": text,
+                "text_norm": normalize(text, **SWITCHES),
                 "score": None if i % 17 == 0 else score,  # a few unlabeled rows must be skipped
                 "split": split,
                 "fetched_at": pd.Timestamp("2026-01-01", tz="UTC"),
@@ -46,7 +55,12 @@ def make_corpus(directory: Path, n_docs: int = 240, seed: int = 0, noise_sd: flo
         )
     (directory / "corpus").mkdir(parents=True, exist_ok=True)
     pd.DataFrame(rows).to_parquet(directory / "corpus" / "part-0.parquet", index=False)
-    manifest = {"stage": "corpus", "config": {"seed": seed}, "metrics": {"noise_floor_rmse": noise_sd}}
+    manifest = {
+        "stage": "corpus",
+        "config": {"seed": seed},
+        "metrics": {"noise_floor_rmse": noise_sd},
+        "normalize": SWITCHES,
+    }
     (directory / "manifest.json").write_text(json.dumps(manifest), encoding="utf-8")
     return directory
 

@@ -96,6 +96,14 @@ def test_interrupted_search_resumes_and_exports_best_and_report(ray_session, tin
     assert {"val_rmse", "test_rmse", "test_r2"} <= set(manifest["metrics"])
     scores = load_scorer(str(out / "best")).predict(["خوارزمية بيانات حاسوب شبكة", "مطر حديقة بحر جبل"])
     assert len(scores) == 2 and all(0 <= s <= 10 for s in scores)
+    # The corpus's text_norm was made with teh_marbuta=True: raw text scores as its training-time form.
+    corpus = pd.read_parquet(tiny_corpus / "corpus")
+    raw, trained_on = corpus["text"].tolist()[:20], corpus["text_norm"].tolist()[:20]
+    assert raw != trained_on
+    scorer, as_trained = load_scorer(str(out / "best")), load_scorer(str(out / "best"))
+    as_trained.prepare = lambda text: text
+    assert scorer.predict(raw) == as_trained.predict(trained_on)
+    assert json.loads((out / "best" / "config.json").read_text())["normalize"]["teh_marbuta"] is True
 
     # 4. The report covers every trial, the baselines and the noise floor.
     results = json.loads((out / "report" / "results.json").read_text())

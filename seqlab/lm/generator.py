@@ -1,0 +1,268 @@
+"""The generator artifact as one object: ``load_generator(path) -> Generator`` (no Ray).
+
+A generator directory is what ``seqlab finetune`` writes to ``OUT/model/``: a Hugging Face directory
+(``save_pretrained`` of the model and its tokenizer) plus ``manifest.json``. :class:`Generator` mirrors
+:class:`seqlab.models.Scorer`: the CLI, the demo and the Serve app all decode through it::
+
+    gen = load_generator("runs/demo/finetune/model")
+    gen.generate("يعتمد الذكاء الاصطناعي على", DecodingConfig(strategy="greedy"))  # -> [Candidate(...)]
+    for events in gen.stream_batch([GenerationRequest("...", cfg_a), GenerationRequest("...", cfg_b)]):
+        ...  # one list of StreamEvents per request per step: both decode in one forward pass per step
+"""
+
+from __future__ import annotations
+
+import logging
+import tempfile
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import torch
+
+from seqlab import artifacts
+from seqlab.lm.config import DecodingConfig
+from seqlab.lm.generate import TextDelta, context_limit, iter_batch_token_ids, prompt_ids
+
+__all__ = [
+    "Candidate",
+    "GenerationRequest",
+    "Generator",
+    "StreamEvent",
+    "load_generator",
+    "load_model_and_tokenizer",
+]
+
+log = logging.getLogger(__name__)
+
+FinishReason = Literal["stop", "length"]
+
+
+@dataclass(frozen=True)
+class GenerationRequest:
+    """One prompt to continue: its decoding config and optional stop strings (OpenAI's ``stop``)."""
+
+    prompt: str
+    config: DecodingConfig = field(default_factory=DecodingConfig)
+    stop: tuple[str, ...] = ()
+
+
+@dataclass
+class Candidate:
+    """One finished continuation."""
+
+    text: str
+    finish_reason: FinishReason
+    completion_tokens: int
+    prompt_tokens: int
+    prompt_truncated: bool = False
+
+
+@dataclass
+class StreamEvent:
+    """What one candidate produced in one step: new text, and its finish reason once it has ended."""
+
+    index: int
+    text: str
+    finish_reason: FinishReason | None = None
+    completion_tokens: int = 0  # set on the finishing event: tokens this candidate generated
+
+
+class Generator:
+    """A loaded causal LM + tokenizer that turns prompts into continuations.
+
+    Args:
+        model: a Hugging Face causal LM (moved to eval mode).
+        tokenizer: its tokenizer.
+        manifest: the artifact's manifest (empty when built in memory).
+        path: where it was loaded from (for metadata).
+    """
+
+    def __init__(
+        self, model: Any, tokenizer: Any, manifest: dict[str, Any] | None = None, path: str = ""
+    ) -> None:
+        self.model = model.eval()
+        self.tokenizer = tokenizer
+        self.manifest = manifest or {}
+        self.path = path
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.model.parameters()).device
+
+    @property
+    def context_length(self) -> int | None:
+        """Maximum prompt + new tokens the model accepts (None when unknown)."""
+        return context_limit(self.model)
+
+    def encode(self, prompt: str, max_new_tokens: int) -> tuple[list[int], bool]:
+        """Prompt ids cut from the left to fit ``context_length - max_new_tokens``; and whether it was cut.
+
+        Raises:
+            ValueError: ``max_new_tokens`` leaves no room for a prompt in the context.
+        """
+        ids = prompt_ids(self.tokenizer, prompt)
+        limit = self.context_length
+        if limit is None:
+            return ids, False
+        if max_new_tokens >= limit:
+            raise ValueError(f"max_new_tokens must be < the model's context of {limit} tokens")
+        room = limit - max_new_tokens
+        return (ids[-room:], True) if len(ids) > room else (ids, False)
+
+    def generate(
+        self, prompt: str, config: DecodingConfig | None = None, stop: Sequence[str] = ()
+    ) -> list[Candidate]:
+        """``config.num_candidates`` continuations of ``prompt`` (the prompt itself not included)."""
+        return self.generate_batch([GenerationRequest(prompt, config or DecodingConfig(), tuple(stop))])[0]
+
+    def generate_batch(self, requests: Sequence[GenerationRequest]) -> list[list[Candidate]]:
+        """Decode every request together (one forward pass per step); candidates per request."""
+        texts = [[""] * r.config.num_candidates for r in requests]
+        reasons: list[list[FinishReason | None]] = [[None] * r.config.num_candidates for r in requests]
+        tokens = [[0] * r.config.num_candidates for r in requests]
+        encoded = [self.encode(r.prompt, r.config.max_new_tokens) for r in requests]
+        for step in self._stream(requests, encoded):
+            for i, events in enumerate(step):
+                for ev in events:
+                    texts[i][ev.index] += ev.text
+                    if ev.finish_reason is not None:
+                        reasons[i][ev.index] = ev.finish_reason
+                        tokens[i][ev.index] = ev.completion_tokens
+        return [
+            [
+                Candidate(text, reason or "length", n, len(ids), cut)
+                for text, reason, n in zip(texts[i], reasons[i], tokens[i], strict=True)
+            ]
+            for i, (ids, cut) in enumerate(encoded)
+        ]
+
+    def stream(
+        self, prompt: str, config: DecodingConfig | None = None, stop: Sequence[str] = ()
+    ) -> Iterator[str]:
+        """Text pieces of one candidate as they are generated; they concatenate to the generated text."""
+        config = config or DecodingConfig()
+        if config.num_candidates != 1:
+            raise ValueError(f"num_candidates must be 1 when streaming (got {config.num_candidates})")
+        for step in self.stream_batch([GenerationRequest(prompt, config, tuple(stop))]):
+            piece = "".join(ev.text for ev in step[0])
+            if piece:
+                yield piece
+
+    def stream_batch(self, requests: Sequence[GenerationRequest]) -> Iterator[list[list[StreamEvent]]]:
+        """Decode requests together; per step, one list of :class:`StreamEvent` per request.
+
+        A request's list is empty on steps where it produced no visible text. Each candidate gets exactly
+        one event with a ``finish_reason`` (``"stop"``: end-of-text or a stop string; ``"length"``:
+        ``max_new_tokens`` reached), after which it produces nothing more.
+        """
+        encoded = [self.encode(r.prompt, r.config.max_new_tokens) for r in requests]
+        yield from self._stream(requests, encoded)
+
+    def _stream(
+        self, requests: Sequence[GenerationRequest], encoded: list[tuple[list[int], bool]]
+    ) -> Iterator[list[list[StreamEvent]]]:
+        if not requests:
+            return
+        eos = self.tokenizer.eos_token_id
+        configs = [r.config for r in requests]
+        deltas = [
+            [TextDelta(self.tokenizer, r.stop) for _ in range(r.config.num_candidates)] for r in requests
+        ]
+        done = [[False] * r.config.num_candidates for r in requests]
+        counts = [[0] * r.config.num_candidates for r in requests]
+        rows = [(i, c) for i, r in enumerate(requests) for c in range(r.config.num_candidates)]
+        steps = iter_batch_token_ids(self.model, [ids for ids, _ in encoded], configs, eos)
+        for step, chosen in enumerate(steps):
+            out: list[list[StreamEvent]] = [[] for _ in requests]
+            for row, token in enumerate(chosen.tolist()):
+                i, c = rows[row]
+                if done[i][c]:
+                    continue
+                cfg, delta = configs[i], deltas[i][c]
+                reason: FinishReason | None = None
+                if eos is not None and cfg.stop_at_eos and token == eos:
+                    reason = "stop"
+                else:
+                    counts[i][c] += 1
+                    piece = delta.push(token)
+                    if delta.stopped:
+                        reason = "stop"
+                    elif step + 1 >= cfg.max_new_tokens:
+                        reason = "length"
+                    if piece or reason:
+                        out[i].append(StreamEvent(c, piece))
+                if reason is not None:
+                    done[i][c] = True
+                    out[i].append(StreamEvent(c, delta.finish(), reason, counts[i][c]))
+            yield out
+            if all(all(d) for d in done):
+                return
+        # The loop ended with candidates still open (only when end-of-text is unknown): close them.
+        closing: list[list[StreamEvent]] = [[] for _ in requests]
+        for i, flags in enumerate(done):
+            for c, flag in enumerate(flags):
+                if not flag:
+                    closing[i].append(StreamEvent(c, deltas[i][c].finish(), "length", counts[i][c]))
+        if any(closing):
+            yield closing
+
+    def describe(self) -> dict[str, Any]:
+        """Metadata for ``/v1/models`` and logs: size, context, where it came from, its metrics."""
+        cfg = getattr(self.model, "config", None)
+        return {
+            "path": self.path,
+            "parameters": int(sum(p.numel() for p in self.model.parameters())),
+            "context_length": self.context_length,
+            "model_type": getattr(cfg, "model_type", None),
+            "model_source": self.manifest.get("model_source"),
+            "metrics": self.manifest.get("metrics", {}),
+        }
+
+
+def load_model_and_tokenizer(model_dir: str | Path, device: str | None = None) -> tuple[Any, Any]:
+    """The Hugging Face model and tokenizer of a local generator directory, ready for inference.
+
+    Raises:
+        FileNotFoundError: ``model_dir`` does not exist or holds no ``config.json``.
+    """
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    path = Path(model_dir).expanduser()
+    if not path.is_dir():
+        raise FileNotFoundError(f"model directory {model_dir} does not exist")
+    if not (path / "config.json").is_file():
+        raise FileNotFoundError(
+            f"{model_dir} is not a Hugging Face model directory (no config.json); "
+            "pass the model/ folder written by 'seqlab finetune'"
+        )
+    tokenizer = AutoTokenizer.from_pretrained(path)
+    model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32)
+    model.to(device or ("cuda" if torch.cuda.is_available() else "cpu")).eval()
+    return model, tokenizer
+
+
+def load_generator(path: str | Path, device: str | None = None) -> Generator:
+    """Load a generator artifact from a local directory or any URI ``seqlab.artifacts`` understands.
+
+    Args:
+        path: the ``model/`` directory written by ``seqlab finetune`` (or any HF causal-LM directory).
+        device: ``cpu``, ``cuda``, ``cuda:1``...; default: cuda when present.
+    """
+    path = str(path)
+    if artifacts.is_uri(path):
+        import pyarrow.fs as pafs
+
+        with tempfile.TemporaryDirectory() as tmp:
+            pafs.copy_files(path, tmp)
+            gen = load_generator(tmp, device)
+            gen.path = path
+            return gen
+    local = path.removeprefix("file://")
+    model, tokenizer = load_model_and_tokenizer(local, device)
+    try:
+        manifest = artifacts.read_manifest(local)
+    except FileNotFoundError:
+        manifest = {}
+    return Generator(model, tokenizer, manifest, path)

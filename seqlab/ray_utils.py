@@ -6,6 +6,8 @@ import logging
 import os
 
 log = logging.getLogger(__name__)
+PROXY_CALLBACK_ENV = "RAY_SERVE_HTTP_PROXY_CALLBACK_IMPORT_PATH"
+PROXY_CALLBACK = "seqlab.serve.edge:proxy_middlewares"
 
 
 def init_ray(num_cpus: int | None = None, **kwargs) -> bool:
@@ -22,6 +24,11 @@ def init_ray(num_cpus: int | None = None, **kwargs) -> bool:
         ray.init(address=os.environ["RAY_ADDRESS"], **kwargs)
         log.info("joined Ray cluster at %s", os.environ["RAY_ADDRESS"])
         return False
-    ray.init(num_cpus=num_cpus, include_dashboard=False, **kwargs)
+    # Serve's HTTP proxy (if this Ray serves the app later) installs seqlab's edge middleware; the proxy
+    # inherits this process's environment when it is the one that starts Ray.
+    os.environ.setdefault(PROXY_CALLBACK_ENV, PROXY_CALLBACK)
+    # address="local": always a new local Ray, never whatever cluster /tmp/ray/ray_current_cluster names
+    # (a stale one would hang ray.init); joining a cluster is what RAY_ADDRESS is for.
+    ray.init(address="local", num_cpus=num_cpus, include_dashboard=False, **kwargs)
     log.info("started a local Ray with %s CPUs", ray.cluster_resources().get("CPU"))
     return True

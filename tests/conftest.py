@@ -11,6 +11,8 @@ os.environ.setdefault("RAY_DEDUP_LOGS", "0")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("RAY_TRAIN_V2_ENABLED", "1")
+# Serve's proxy on the session Ray gets seqlab's edge middleware (as `seqlab serve` sets it up).
+os.environ.setdefault("RAY_SERVE_HTTP_PROXY_CALLBACK_IMPORT_PATH", "seqlab.serve.edge:proxy_middlewares")
 
 
 def _has_gpu() -> bool:

@@ -1,0 +1,155 @@
+"""The model deployments: a scorer and a generator, each batching requests dynamically (``@serve.batch``).
+
+Each replica loads its artifact once, on the GPU when Ray gave it one, and runs the model in a worker
+thread so its event loop keeps collecting the next batch while the current one computes.
+
+* :class:`ScorerDeployment` — texts from many requests become one ``Scorer.predict`` call (which sorts them
+  by length into padded sub-batches). The batch size counts texts, not requests.
+* :class:`GeneratorDeployment` — requests decode together, one forward pass per step for all of them
+  (``Generator.stream_batch``); every caller gets its own stream of text pieces.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+from collections.abc import AsyncIterator
+from typing import Any
+
+from ray import serve
+
+from seqlab.serve.config import BatchOptions
+
+__all__ = ["GeneratorDeployment", "ScorerDeployment", "pick_device"]
+
+log = logging.getLogger("seqlab.serve")
+
+
+def pick_device(requested: str) -> str:
+    """``cuda`` when asked for or when Ray gave this replica a GPU (``auto``), else ``cpu``."""
+    import torch
+
+    if requested == "cuda":
+        if not torch.cuda.is_available():
+            raise RuntimeError("device 'cuda' was requested but this replica sees no CUDA GPU")
+        return "cuda"
+    if requested == "auto" and torch.cuda.is_available() and os.environ.get("CUDA_VISIBLE_DEVICES", "") != "":
+        return "cuda"
+    return "cpu"
+
+
+def _use_cpus(num_cpus: float) -> None:
+    import torch
+
+    torch.set_num_threads(max(1, int(num_cpus)))
+
+
+@serve.deployment(name="Scorer")
+class ScorerDeployment:
+    """Loads a scorer artifact; ``score(texts)`` returns its scores, batched with concurrent callers."""
+
+    def __init__(self, path: str, device: str, num_cpus: float, batch: dict[str, Any]) -> None:
+        from seqlab.models import load_scorer
+
+        _use_cpus(num_cpus)
+        self.device = pick_device(device)
+        self.scorer = load_scorer(path, device=self.device)
+        self.path = path
+        opts = BatchOptions.model_validate(batch)
+        self._score_batch.set_max_batch_size(opts.max_batch_size)
+        self._score_batch.set_batch_wait_timeout_s(opts.batch_wait_timeout_s)
+        log.info("scorer %s loaded on %s", path, self.device)
+
+    @serve.batch(
+        max_batch_size=64, batch_wait_timeout_s=0.005, batch_size_fn=lambda items: sum(map(len, items))
+    )
+    async def _score_batch(self, requests: list[list[str]]) -> list[list[float]]:
+        flat = [text for texts in requests for text in texts]
+        scores = await asyncio.to_thread(self.scorer.predict, flat)
+        out, start = [], 0
+        for texts in requests:
+            out.append(scores[start : start + len(texts)])
+            start += len(texts)
+        return out
+
+    async def score(self, texts: list[str]) -> list[float]:
+        return await self._score_batch(texts)
+
+    def prepare(self, texts: list[str]) -> list[str]:
+        """The texts as the model sees them (its training-time normalization)."""
+        return [self.scorer.prepare(t) for t in texts]
+
+    def describe(self) -> dict[str, Any]:
+        manifest = self.scorer.manifest
+        return {
+            "role": "scorer",
+            "artifact": self.path,
+            "device": self.device,
+            "architecture": manifest.get("architecture"),
+            "parameters": manifest.get("parameters"),
+            "text_column": self.scorer.config.get("text_column", "text_norm"),
+            "normalize": self.scorer.config.get("normalize"),
+            "metrics": manifest.get("metrics", {}),
+            "created_at": manifest.get("created_at"),
+        }
+
+
+@serve.deployment(name="Generator")
+class GeneratorDeployment:
+    """Loads a generator artifact; ``stream(request)`` yields per-step events, batched with other callers."""
+
+    def __init__(self, path: str, device: str, num_cpus: float, batch: dict[str, Any]) -> None:
+        from seqlab.lm.generator import load_generator
+
+        _use_cpus(num_cpus)
+        self.device = pick_device(device)
+        self.generator = load_generator(path, device=self.device)
+        self.path = path
+        opts = BatchOptions.model_validate(batch)
+        self._decode_batch.set_max_batch_size(opts.max_batch_size)
+        self._decode_batch.set_batch_wait_timeout_s(opts.batch_wait_timeout_s)
+        log.info("generator %s loaded on %s", path, self.device)
+
+    @serve.batch(
+        max_batch_size=8,
+        batch_wait_timeout_s=0.02,
+        batch_size_fn=lambda items: sum(r.config.num_candidates for r in items),
+    )
+    async def _decode_batch(self, requests: list[Any]) -> AsyncIterator[list[Any]]:
+        steps = self.generator.stream_batch(requests)
+        finished = [False] * len(requests)
+        open_rows = [r.config.num_candidates for r in requests]
+        while True:
+            step = await asyncio.to_thread(next, steps, None)
+            if step is None:
+                break
+            out: list[Any] = []
+            for i, events in enumerate(step):
+                if finished[i]:
+                    out.append(StopIteration)
+                    continue
+                out.append(events)
+                open_rows[i] -= sum(ev.finish_reason is not None for ev in events)
+                finished[i] = open_rows[i] == 0
+            yield out
+        if not all(finished):
+            yield [StopIteration] * len(requests)
+
+    async def stream(self, request: Any) -> AsyncIterator[list[Any]]:
+        """Per step, the request's :class:`~seqlab.lm.generator.StreamEvent` list (possibly empty)."""
+        async for events in self._decode_batch(request):
+            yield events
+
+    def encode(self, prompt: str, max_new_tokens: int) -> tuple[int, bool]:
+        """(prompt tokens after fitting the context, whether the prompt was cut)."""
+        ids, truncated = self.generator.encode(prompt, max_new_tokens)
+        return len(ids), truncated
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "role": "generator",
+            "artifact": self.path,
+            "device": self.device,
+            **self.generator.describe(),
+        }

@@ -1,0 +1,597 @@
+"""The FastAPI ingress: routes, validation, auth, request ids, limits, deadlines and SSE.
+
+Route functions only validate, call the model deployments through their handles, and shape the answer;
+the HTTP contract is :mod:`seqlab.serve.schemas`. Every error, ours or FastAPI's, leaves in one JSON shape
+(:class:`~seqlab.serve.schemas.ErrorResponse`) and no input yields a 500: a model failure becomes a 500
+with a short message (never a traceback), an overloaded model 503/429 with ``Retry-After``.
+"""
+
+import asyncio
+import hmac
+import json
+import logging
+import os
+import time
+import uuid
+from collections.abc import AsyncIterator
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, StreamingResponse
+from ray import serve
+from ray.serve.handle import DeploymentHandle
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from seqlab.lm.config import DecodingConfig, DecodingParams
+from seqlab.serve.config import ServeArgs
+from seqlab.serve.schemas import (
+    CompletionChoice,
+    CompletionRequest,
+    CompletionResponse,
+    CompletionStreamResponse,
+    ErrorResponse,
+    GenerateCandidate,
+    GenerateRequest,
+    GenerateResponse,
+    HealthResponse,
+    ModelCard,
+    ModelInfo,
+    ModelList,
+    ScoreRequest,
+    ScoreResponse,
+    Usage,
+)
+
+__all__ = ["API_KEY_ENV", "ApiError", "Ingress", "api"]
+
+log = logging.getLogger("seqlab.serve")
+API_KEY_ENV = "SEQLAB_API_KEY"
+OPEN_PATHS = frozenset({"/healthz"})  # answered without the API key (load balancers probe it)
+
+_ERRORS = {code: {"model": ErrorResponse} for code in (400, 401, 403, 404, 408, 413, 422, 429, 500, 503)}
+
+
+ERROR_TYPES: dict[int, str] = {
+    400: "invalid_request_error",
+    401: "authentication_error",
+    403: "permission_error",
+    404: "not_found_error",
+    408: "timeout_error",
+    413: "request_too_large",
+    422: "invalid_request_error",
+    429: "overloaded_error",
+    500: "server_error",
+    503: "overloaded_error",
+}
+
+
+class ApiError(Exception):
+    """An answer other than 2xx: status, message, and the field at fault (when one is)."""
+
+    def __init__(self, status: int, message: str, param: str | None = None, retry_after: float | None = None):
+        super().__init__(message)
+        self.status, self.message, self.param, self.retry_after = status, message, param, retry_after
+
+    def body(self) -> dict[str, Any]:
+        kind = ERROR_TYPES.get(self.status, "error")
+        return {"error": {"message": self.message, "type": kind, "param": self.param, "code": self.status}}
+
+    def response(self) -> JSONResponse:
+        headers = {}
+        if self.retry_after is not None:
+            headers["Retry-After"] = str(max(1, round(self.retry_after)))
+        if self.status == 401:
+            headers["WWW-Authenticate"] = "Bearer"
+        return JSONResponse(self.body(), status_code=self.status, headers=headers)
+
+
+api = FastAPI(
+    title="seqlab",
+    version="1",
+    description="Relevance scoring and Arabic text generation with the models seqlab trained. "
+    "Errors have one shape: {'error': {'message', 'type', 'param', 'code'}}.",
+)
+
+
+@api.exception_handler(ApiError)
+async def _api_error(request: Request, exc: ApiError) -> JSONResponse:
+    return exc.response()
+
+
+@api.exception_handler(RequestValidationError)
+async def _validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
+    errors = exc.errors()
+    first = errors[0] if errors else {}
+    loc = [str(p) for p in first.get("loc", ()) if p != "body"]
+    param = ".".join(loc) or None
+    if first.get("type") == "json_invalid":
+        return ApiError(400, f"the request body is not valid JSON: {first.get('msg', '')}").response()
+    if not loc and first.get("type") == "missing":
+        return ApiError(
+            400, "the request body is empty; send a JSON object (Content-Type: application/json)"
+        ).response()
+    if first.get("type") == "model_attributes_type" or (not loc and first.get("type") == "dict_type"):
+        return ApiError(400, "the request body must be a JSON object").response()
+    parts = []
+    for err in errors[:5]:
+        where = ".".join(str(p) for p in err.get("loc", ()) if p != "body") or "body"
+        msg = str(err.get("msg", "invalid")).removeprefix("Value error, ")
+        parts.append(f"{where}: {msg}")
+    return ApiError(422, "; ".join(parts), param).response()
+
+
+@api.exception_handler(StarletteHTTPException)
+async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+    return ApiError(exc.status_code, str(exc.detail)).response()
+
+
+@api.exception_handler(Exception)
+async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+    log.exception("unexpected error on %s", request.url.path)
+    return ApiError(500, f"internal error ({type(exc).__name__}); see the server log").response()
+
+
+@api.middleware("http")
+async def _edge(request: Request, call_next):
+    """Request id, auth, body size, access log: everything that runs before a route."""
+    state = request.app.state
+    request_id = request.headers.get("x-request-id") or uuid.uuid4().hex[:16]
+    start = time.perf_counter()
+    response = await _guard(request, state)
+    if response is None:
+        response = await call_next(request)
+    response.headers["x-request-id"] = request_id
+    if getattr(state, "log_requests", True):
+        log.info(
+            "request %s %s %s -> %d in %.1f ms",
+            request_id,
+            request.method,
+            request.url.path,
+            response.status_code,
+            (time.perf_counter() - start) * 1000,
+        )
+    return response
+
+
+async def _guard(request: Request, state: Any) -> JSONResponse | None:
+    key = getattr(state, "api_key", None)
+    path, root = request.scope.get("path", ""), request.scope.get("root_path", "")
+    if root and path.startswith(root):  # the app may live under a route prefix
+        path = path[len(root) :]
+    if key and path not in OPEN_PATHS:
+        header = request.headers.get("authorization", "")
+        scheme, _, token = header.partition(" ")
+        if not header or scheme.lower() != "bearer" or not token:
+            return ApiError(401, "missing API key: send 'Authorization: Bearer <key>'").response()
+        if not hmac.compare_digest(token.strip().encode(), key.encode()):
+            return ApiError(401, "invalid API key").response()
+    limit = getattr(state, "max_body_bytes", None)
+    length = request.headers.get("content-length")
+    if limit and length is not None:
+        if not length.isdigit():
+            return ApiError(400, "invalid Content-Length header").response()
+        if int(length) > limit:
+            return ApiError(413, f"the request body is {int(length)} bytes; the limit is {limit}").response()
+    return None
+
+
+def _sse(payload: Any) -> str:
+    data = payload if isinstance(payload, str) else json.dumps(payload, ensure_ascii=False)
+    return f"data: {data}\n\n"
+
+
+def _stream_response(events: AsyncIterator[str]) -> StreamingResponse:
+    return StreamingResponse(
+        events,
+        media_type="text/event-stream",
+        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+    )
+
+
+@serve.deployment(name="Ingress")
+@serve.ingress(api)
+class Ingress:
+    """Routes requests to the scorer and generator deployments (either may be absent)."""
+
+    def __init__(
+        self,
+        scorer: DeploymentHandle | None,
+        generator: DeploymentHandle | None,
+        args: dict[str, Any],
+    ) -> None:
+        self.args = ServeArgs.model_validate(args)
+        self.limits = self.args.limits
+        self.scorer = scorer
+        self.generator = generator
+        self._cards: dict[str, dict[str, Any]] = {}
+        self.created = int(time.time())
+        api.state.api_key = os.environ.get(API_KEY_ENV) or None
+        api.state.max_body_bytes = self.limits.max_body_bytes
+        api.state.log_requests = self.args.log_requests
+        log.info(
+            "seqlab ingress ready: scorer=%s generator=%s auth=%s",
+            self.args.scorer,
+            self.args.generator,
+            "on" if api.state.api_key else "off",
+        )
+
+    # --- helpers ---
+
+    def _need(self, role: str) -> DeploymentHandle:
+        handle = self.scorer if role == "scorer" else self.generator
+        if handle is None:
+            flag = "--scorer DIR" if role == "scorer" else "--generator DIR"
+            raise ApiError(404, f"this app serves no {role}; start it with {flag} (args.{role})", role)
+        return handle
+
+    async def _call(self, coro_factory, what: str) -> Any:
+        """Await a handle call under the app's deadline, mapping Serve's failures to clear answers."""
+        from ray.exceptions import RayActorError
+        from ray.serve.exceptions import BackPressureError, DeploymentUnavailableError
+
+        try:
+            return await asyncio.wait_for(coro_factory(), timeout=self.limits.request_timeout_s)
+        except asyncio.TimeoutError:
+            raise ApiError(408, f"{what} did not finish within {self.limits.request_timeout_s:g} s") from None
+        except BackPressureError:
+            raise ApiError(
+                self.args.overload_status,
+                f"the {what} is overloaded; retry later",
+                retry_after=self.args.retry_after_s,
+            ) from None
+        except (RayActorError, DeploymentUnavailableError):
+            raise ApiError(
+                503,
+                f"the {what} replica is unavailable (restarting); retry",
+                retry_after=self.args.retry_after_s,
+            ) from None
+        except ApiError:
+            raise
+        except Exception as exc:
+            log.exception("%s failed", what)
+            raise ApiError(500, f"the {what} failed ({type(exc).__name__}); see the server log") from None
+
+    def _check_decoding(self, params: DecodingParams, new_tokens_field: str, candidates_field: str) -> None:
+        if params.max_new_tokens > self.limits.max_new_tokens:
+            raise ApiError(
+                422,
+                f"{new_tokens_field} must be <= {self.limits.max_new_tokens} (got {params.max_new_tokens})",
+                new_tokens_field,
+            )
+        if params.num_candidates > self.limits.max_candidates:
+            raise ApiError(
+                422,
+                f"{candidates_field} must be <= {self.limits.max_candidates} (got {params.num_candidates})",
+                candidates_field,
+            )
+
+    def _check_prompt(self, prompt: str, field: str) -> None:
+        if len(prompt) > self.limits.max_prompt_chars:
+            raise ApiError(
+                413,
+                f"{field} has {len(prompt)} characters; the limit is {self.limits.max_prompt_chars}",
+                field,
+            )
+
+    async def _fit_prompt(self, prompt: str, max_new_tokens: int, field: str) -> tuple[int, bool]:
+        generator = self._need("generator")
+        try:
+            n_tokens, truncated = await self._call(
+                lambda: generator.encode.remote(prompt, max_new_tokens), "generator"
+            )
+        except ApiError as exc:
+            if exc.status == 500:  # encode raises ValueError when max_new_tokens leaves no room
+                raise ApiError(
+                    422, f"{field}: max tokens leave no room for a prompt in the model's context", field
+                ) from None
+            raise
+        if truncated and self.limits.prompt_overflow == "reject":
+            raise ApiError(
+                413, f"{field} does not fit the model's context together with the requested new tokens", field
+            )
+        return n_tokens, truncated
+
+    def _request(self, prompt: str, params: DecodingParams, stop: list[str] | None = None):
+        from seqlab.lm.generator import GenerationRequest
+
+        decoding = {name: getattr(params, name) for name in DecodingParams.model_fields}
+        return GenerationRequest(prompt, DecodingConfig(**decoding), tuple(stop or ()))
+
+    async def _events(self, request) -> AsyncIterator[list[Any]]:
+        """The generator's per-step events for one request, failures mapped like :meth:`_call`."""
+        generator = self._need("generator")
+        stream = generator.options(stream=True).stream.remote(request)
+        async for events in stream:
+            yield events
+
+    async def _collect(self, request) -> tuple[list[str], list[str], list[int]]:
+        n = request.config.num_candidates
+        texts, reasons, tokens = [""] * n, ["length"] * n, [0] * n
+
+        async def run():
+            async for events in self._events(request):
+                for ev in events:
+                    texts[ev.index] += ev.text
+                    if ev.finish_reason is not None:
+                        reasons[ev.index], tokens[ev.index] = ev.finish_reason, ev.completion_tokens
+
+        await self._call(run, "generator")
+        return texts, reasons, tokens
+
+    async def _scores(self, texts: list[str]) -> list[float]:
+        scorer = self._need("scorer")
+        return await self._call(lambda: scorer.score.remote(texts), "scorer")
+
+    async def _card(self, role: str) -> dict[str, Any]:
+        if role not in self._cards:
+            handle = self._need(role)
+            self._cards[role] = await self._call(lambda: handle.describe.remote(), role)
+        return self._cards[role]
+
+    def _model_info(self, role: str) -> ModelInfo:
+        name = self.args.scorer_name if role == "scorer" else self.args.generator_name
+        return ModelInfo(id=name, role=role, artifact=getattr(self.args, role))
+
+    # --- routes ---
+
+    @api.get("/healthz", response_model=HealthResponse, responses=_ERRORS, tags=["meta"])
+    async def healthz(self) -> HealthResponse:
+        """Liveness: 200 while the ingress runs (no API key needed)."""
+        return HealthResponse(scorer=self.scorer is not None, generator=self.generator is not None)
+
+    @api.get("/v1/models", response_model=ModelList, responses=_ERRORS, tags=["meta"])
+    async def models(self) -> ModelList:
+        """The served models in OpenAI's list shape, each with seqlab's metadata (role, artifact, metrics)."""
+        cards = []
+        for role, name in (("scorer", self.args.scorer_name), ("generator", self.args.generator_name)):
+            if (self.scorer if role == "scorer" else self.generator) is not None:
+                cards.append(ModelCard(id=name, created=self.created, seqlab=await self._card(role)))
+        return ModelList(data=cards)
+
+    @api.post("/v1/score", response_model=ScoreResponse, responses=_ERRORS, tags=["scorer"])
+    async def score(self, body: ScoreRequest) -> ScoreResponse:
+        """Relevance scores (0-10) of raw texts, normalized exactly as the scorer's training text was."""
+        self._need("scorer")
+        if len(body.texts) > self.limits.max_texts:
+            raise ApiError(
+                413, f"texts has {len(body.texts)} items; the limit is {self.limits.max_texts}", "texts"
+            )
+        for i, text in enumerate(body.texts):
+            if len(text) > self.limits.max_text_chars:
+                raise ApiError(
+                    413,
+                    f"texts[{i}] has {len(text)} characters; the limit is {self.limits.max_text_chars}",
+                    f"texts[{i}]",
+                )
+        scores = await self._scores(body.texts)
+        return ScoreResponse(scores=scores, model=self._model_info("scorer"))
+
+    @api.post(
+        "/v1/generate",
+        response_model=GenerateResponse,
+        responses={
+            **_ERRORS,
+            200: {"content": {"text/event-stream": {}}, "description": "JSON, or SSE with stream"},
+        },
+        tags=["generator"],
+    )
+    async def generate(self, body: GenerateRequest):
+        """Continue a prompt; with ``rerank`` every candidate is scored and they come best first.
+
+        With ``stream: true`` the answer is server-sent events: ``{"index", "text"}`` pieces, then one
+        ``{"done": true, "candidates": [...], "usage": {...}}`` event (reranked when asked), then ``[DONE]``.
+        """
+        self._need("generator")
+        if body.rerank:
+            self._need("scorer")
+        self._check_prompt(body.prompt, "prompt")
+        self._check_decoding(body, "max_new_tokens", "num_candidates")
+        prompt_tokens, truncated = await self._fit_prompt(body.prompt, body.max_new_tokens, "prompt")
+        request = self._request(body.prompt, body)
+        if body.stream:
+            return _stream_response(self._generate_stream(request, body.rerank, prompt_tokens, truncated))
+        texts, reasons, tokens = await self._collect(request)
+        return await self._generate_answer(texts, reasons, tokens, body.rerank, prompt_tokens, truncated)
+
+    async def _generate_answer(
+        self, texts, reasons, tokens, rerank, prompt_tokens, truncated
+    ) -> GenerateResponse:
+        scores: list[float | None] = [None] * len(texts)
+        if rerank:
+            scores = list(await self._scores(texts))
+        candidates = [
+            GenerateCandidate(text=t, score=s, finish_reason=r)
+            for t, s, r in zip(texts, scores, reasons, strict=True)
+        ]
+        if rerank:
+            candidates.sort(key=lambda c: -(c.score or 0.0))
+        usage = Usage(
+            prompt_tokens=prompt_tokens,
+            completion_tokens=sum(tokens),
+            total_tokens=prompt_tokens + sum(tokens),
+        )
+        return GenerateResponse(
+            candidates=candidates,
+            model=self._model_info("generator"),
+            usage=usage,
+            prompt_truncated=truncated,
+        )
+
+    async def _generate_stream(
+        self, request, rerank: bool, prompt_tokens: int, truncated: bool
+    ) -> AsyncIterator[str]:
+        n = request.config.num_candidates
+        texts, reasons, tokens = [""] * n, ["length"] * n, [0] * n
+        try:
+            async for ev in self._deadline(self._events(request)):
+                for e in ev:
+                    texts[e.index] += e.text
+                    if e.text:
+                        yield _sse({"index": e.index, "text": e.text})
+                    if e.finish_reason is not None:
+                        reasons[e.index], tokens[e.index] = e.finish_reason, e.completion_tokens
+            answer = await self._generate_answer(texts, reasons, tokens, rerank, prompt_tokens, truncated)
+            yield _sse({"done": True, **answer.model_dump()})
+        except ApiError as exc:
+            yield _sse(exc.body())
+        except Exception as exc:  # the stream has started: the status is sent, so report in-band
+            log.exception("generate stream failed")
+            yield _sse(ApiError(500, f"generation failed ({type(exc).__name__})").body())
+        yield _sse("[DONE]")
+
+    async def _deadline(self, events: AsyncIterator[Any]) -> AsyncIterator[Any]:
+        """Pass events through until the app's deadline; then raise a 408 :class:`ApiError`."""
+        from ray.exceptions import RayActorError
+        from ray.serve.exceptions import BackPressureError, DeploymentUnavailableError
+
+        deadline = time.monotonic() + self.limits.request_timeout_s
+        iterator = events.__aiter__()
+        while True:
+            remaining = deadline - time.monotonic()
+            try:
+                item = await asyncio.wait_for(iterator.__anext__(), timeout=max(remaining, 0.001))
+            except StopAsyncIteration:
+                return
+            except asyncio.TimeoutError:
+                raise ApiError(
+                    408, f"generation did not finish within {self.limits.request_timeout_s:g} s"
+                ) from None
+            except BackPressureError:
+                raise ApiError(
+                    self.args.overload_status, "the generator is overloaded; retry later"
+                ) from None
+            except (RayActorError, DeploymentUnavailableError):
+                raise ApiError(503, "the generator replica is unavailable (restarting); retry") from None
+            yield item
+
+    @api.post(
+        "/v1/completions",
+        response_model=CompletionResponse,
+        responses={
+            **_ERRORS,
+            200: {"content": {"text/event-stream": {}}, "description": "JSON, or SSE with stream"},
+        },
+        tags=["openai"],
+    )
+    async def completions(self, body: CompletionRequest):
+        """OpenAI-compatible completions (the official ``openai`` client works unchanged); not a chat API."""
+        self._need("generator")
+        if body.model != self.args.generator_name:
+            if body.model == self.args.scorer_name and self.scorer is not None:
+                raise ApiError(
+                    400, f"model {body.model!r} is the scorer; completions need the generator", "model"
+                )
+            raise ApiError(
+                404, f"model {body.model!r} not found; this app serves {self.args.generator_name!r}", "model"
+            )
+        prompts = body.prompts()
+        if len(prompts) > self.limits.max_prompts:
+            raise ApiError(
+                413, f"prompt has {len(prompts)} items; the limit is {self.limits.max_prompts}", "prompt"
+            )
+        params = body.decoding()
+        self._check_decoding(params, "max_tokens", "n")
+        for i, p in enumerate(prompts):
+            self._check_prompt(p, "prompt" if len(prompts) == 1 else f"prompt[{i}]")
+        fitted = [await self._fit_prompt(p, params.max_new_tokens, "prompt") for p in prompts]
+        requests = [self._request(p, params, body.stop) for p in prompts]
+        completion_id = f"cmpl-{uuid.uuid4().hex[:24]}"
+        created = int(time.time())
+        prompt_tokens = sum(n for n, _ in fitted)
+        if body.stream:
+            return _stream_response(
+                self._completion_stream(body, requests, completion_id, created, prompt_tokens)
+            )
+        results = await asyncio.gather(*(self._collect(r) for r in requests))
+        choices, completion_tokens = [], 0
+        for p_idx, (texts, reasons, tokens) in enumerate(results):
+            for c_idx, (text, reason) in enumerate(zip(texts, reasons, strict=True)):
+                prefix = prompts[p_idx] if body.echo else ""
+                choices.append(
+                    CompletionChoice(
+                        index=p_idx * params.num_candidates + c_idx, text=prefix + text, finish_reason=reason
+                    )
+                )
+            completion_tokens += sum(tokens)
+        usage = Usage(
+            prompt_tokens=prompt_tokens,
+            completion_tokens=completion_tokens,
+            total_tokens=prompt_tokens + completion_tokens,
+        )
+        return CompletionResponse(
+            id=completion_id, created=created, model=body.model, choices=choices, usage=usage
+        )
+
+    async def _completion_stream(
+        self, body: CompletionRequest, requests, completion_id: str, created: int, prompt_tokens: int
+    ):
+        n = body.n
+        queue: asyncio.Queue = asyncio.Queue()
+
+        async def pump(p_idx: int, request) -> None:
+            try:
+                async for events in self._deadline(self._events(request)):
+                    await queue.put((p_idx, events))
+            except Exception as exc:  # forwarded to the client in-band
+                await queue.put((p_idx, exc))
+            finally:
+                await queue.put((p_idx, None))
+
+        include_usage = bool(body.stream_options and body.stream_options.include_usage)
+
+        def chunk(choices: list[CompletionChoice], usage: Usage | None = None) -> str:
+            data = CompletionStreamResponse(
+                id=completion_id, created=created, model=body.model, choices=choices, usage=usage
+            ).model_dump()
+            if usage is None and not include_usage:
+                data.pop("usage")  # OpenAI sends usage: null on every chunk only when include_usage is set
+            return _sse(data)
+
+        tasks = [asyncio.create_task(pump(i, r)) for i, r in enumerate(requests)]
+        open_streams, completion_tokens = len(tasks), 0
+        try:
+            if body.echo:
+                for p_idx, request in enumerate(requests):
+                    yield chunk(
+                        [CompletionChoice(index=p_idx * n + c, text=request.prompt) for c in range(n)]
+                    )
+            while open_streams:
+                p_idx, item = await queue.get()
+                if item is None:
+                    open_streams -= 1
+                    continue
+                if isinstance(item, Exception):
+                    error = (
+                        item
+                        if isinstance(item, ApiError)
+                        else ApiError(500, f"generation failed ({type(item).__name__})")
+                    )
+                    yield _sse(error.body())
+                    break
+                choices = []
+                for ev in item:
+                    if ev.text or ev.finish_reason:
+                        choices.append(
+                            CompletionChoice(
+                                index=p_idx * n + ev.index, text=ev.text, finish_reason=ev.finish_reason
+                            )
+                        )
+                    completion_tokens += ev.completion_tokens
+                if choices:
+                    yield chunk(choices)
+            else:
+                if include_usage:
+                    total = prompt_tokens + completion_tokens
+                    yield chunk(
+                        [],
+                        Usage(
+                            prompt_tokens=prompt_tokens,
+                            completion_tokens=completion_tokens,
+                            total_tokens=total,
+                        ),
+                    )
+        finally:
+            for task in tasks:
+                task.cancel()
+        yield _sse("[DONE]")

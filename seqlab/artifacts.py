@@ -135,3 +135,11 @@ def read_manifest(directory: str | os.PathLike[str]) -> dict[str, Any]:
         raise FileNotFoundError(f"{directory} is not a seqlab artifact: no {MANIFEST} in it") from None
     manifest["path"] = str(directory)
     return manifest
+
+
+def artifact_stage(directory: str | os.PathLike[str]) -> str | None:
+    """The ``stage`` a local directory's manifest names (``scorer``, ``finetune-model`` ...), or None."""
+    try:
+        return json.loads(Path(directory, MANIFEST).read_text(encoding="utf-8")).get("stage")
+    except (OSError, ValueError, AttributeError):
+        return None

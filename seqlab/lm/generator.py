@@ -237,6 +237,10 @@ def load_model_and_tokenizer(model_dir: str | Path, device: str | None = None) -
             f"{model_dir} is not a Hugging Face model directory (no config.json); "
             "pass the model/ folder written by 'seqlab finetune'"
         )
+    if artifacts.artifact_stage(path) == "scorer":
+        raise FileNotFoundError(
+            f"{model_dir} is a scorer artifact, not a generator (load it with load_scorer)"
+        )
     tokenizer = AutoTokenizer.from_pretrained(path)
     model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32)
     model.to(device or ("cuda" if torch.cuda.is_available() else "cpu")).eval()

@@ -91,6 +91,7 @@ def _port_free(host: str, port: int) -> bool:
 
 
 def _check_artifact(path: str | None, role: str) -> None:
+    """Fail early, naming the problem, when ``path`` is not a local artifact of ``role`` (URIs load later)."""
     from seqlab import artifacts
 
     if path is None or artifacts.is_uri(path):
@@ -98,11 +99,19 @@ def _check_artifact(path: str | None, role: str) -> None:
     local = Path(path.removeprefix("file://"))
     if not local.is_dir():
         raise ConfigError(f"{role}: {path} is not a directory")
-    expected = "model.safetensors" if role == "scorer" else "config.json"
-    if not (local / expected).is_file():
-        other = "generator" if role == "scorer" else "scorer"
-        hint = f" (is it a {other} artifact?)" if (local / "manifest.json").is_file() else ""
-        raise ConfigError(f"{role}: {path} is not a {role} artifact: no {expected} in it{hint}")
+    stage = artifacts.artifact_stage(local)
+    if role == "generator" and stage == "scorer":
+        raise ConfigError(
+            f"generator: {path} is a scorer artifact, not a generator (is it a scorer artifact? use --scorer)"
+        )
+    if role == "scorer" and stage not in (None, "scorer"):
+        raise ConfigError(
+            f"scorer: {path} holds a {stage!r} artifact, not a scorer (is it a generator artifact?)"
+        )
+    expected = ["model.safetensors", "config.json", "tokenizer.json"] if role == "scorer" else ["config.json"]
+    for name in expected:
+        if not (local / name).is_file():
+            raise ConfigError(f"{role}: {path} is not a {role} artifact: no {name} in it")
 
 
 def start_local(args: ServeArgs, http: dict[str, Any], name: str = "seqlab", route_prefix: str = "/") -> str:

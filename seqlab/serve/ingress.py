@@ -274,21 +274,26 @@ class Ingress:
                 field,
             )
 
-    async def _fit_prompt(self, prompt: str, max_new_tokens: int, field: str) -> tuple[int, bool]:
+    async def _fit_prompt(
+        self, prompt: str, max_new_tokens: int, field: str, tokens_field: str
+    ) -> tuple[int, bool]:
         generator = self._need("generator")
-        try:
-            n_tokens, truncated = await self._call(
-                lambda: generator.encode.remote(prompt, max_new_tokens), "generator"
+        card = await self._card("generator")
+        context = card.get("context_length")
+        if context is not None and max_new_tokens >= context:
+            raise ApiError(
+                422,
+                f"{tokens_field} must be < the model's context of {context} tokens (got {max_new_tokens})",
+                tokens_field,
             )
-        except ApiError as exc:
-            if exc.status == 500:  # encode raises ValueError when max_new_tokens leaves no room
-                raise ApiError(
-                    422, f"{field}: max tokens leave no room for a prompt in the model's context", field
-                ) from None
-            raise
+        n_tokens, truncated = await self._call(
+            lambda: generator.encode.remote(prompt, max_new_tokens), "generator"
+        )
         if truncated and self.limits.prompt_overflow == "reject":
             raise ApiError(
-                413, f"{field} does not fit the model's context together with the requested new tokens", field
+                413,
+                f"{field} does not fit the model's {context}-token context with {max_new_tokens} new tokens",
+                field,
             )
         return n_tokens, truncated
 
@@ -387,7 +392,9 @@ class Ingress:
             self._need("scorer")
         self._check_prompt(body.prompt, "prompt")
         self._check_decoding(body, "max_new_tokens", "num_candidates")
-        prompt_tokens, truncated = await self._fit_prompt(body.prompt, body.max_new_tokens, "prompt")
+        prompt_tokens, truncated = await self._fit_prompt(
+            body.prompt, body.max_new_tokens, "prompt", "max_new_tokens"
+        )
         request = self._request(body.prompt, body)
         if body.stream:
             return _stream_response(self._generate_stream(request, body.rerank, prompt_tokens, truncated))
@@ -494,7 +501,7 @@ class Ingress:
         self._check_decoding(params, "max_tokens", "n")
         for i, p in enumerate(prompts):
             self._check_prompt(p, "prompt" if len(prompts) == 1 else f"prompt[{i}]")
-        fitted = [await self._fit_prompt(p, params.max_new_tokens, "prompt") for p in prompts]
+        fitted = [await self._fit_prompt(p, params.max_new_tokens, "prompt", "max_tokens") for p in prompts]
         requests = [self._request(p, params, body.stop) for p in prompts]
         completion_id = f"cmpl-{uuid.uuid4().hex[:24]}"
         created = int(time.time())

@@ -86,7 +86,7 @@ def make_generator(path: Path) -> Path:
         model.transformer.ln_f.weight.mul_(8.0)
     model.save_pretrained(path)
     tokenizer.save_pretrained(path)
-    write_manifest(path, stage="finetune-model", metrics={"test_perplexity": 123.0}, model_source="scratch")
+    write_manifest(path, stage="finetune", metrics={"test_perplexity": 123.0}, model_source="scratch")
     return path
 
 

@@ -1,0 +1,88 @@
+"""``seqlab serve``: clear errors before anything starts, and a real run in its own process (own Ray)."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+import httpx
+import pytest
+
+from seqlab.cli import main
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        ([], "at least one of scorer or generator"),
+        (["--scorer", "/nonexistent/dir"], "is not a directory"),
+        (["--port", "0", "--scorer", "{scorer}"], "port"),
+        (["--generator", "{scorer}"], "is it a scorer artifact"),
+        (["--scorer", "{generator}"], "is it a generator artifact"),
+        (["--scorer", "{scorer}", "--limits.max_textz=3"], "max_textz"),
+        (["--config", "/nonexistent.yaml"], "cannot read serve config"),
+    ],
+)
+def test_bad_invocations_fail_before_starting_anything(capsys, artifacts, argv, message):
+    argv = [a.format(scorer=artifacts["scorer"], generator=artifacts["generator"]) for a in argv]
+    assert main(["serve", *argv]) == 2
+    assert message in capsys.readouterr().err
+
+
+def test_a_busy_port_is_named(capsys, artifacts):
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        sock.listen()
+        port = sock.getsockname()[1]
+        assert main(["serve", "--scorer", str(artifacts["scorer"]), "--port", str(port)]) == 2
+    assert "in use" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_seqlab_serve_runs_prints_examples_and_stops_on_ctrl_c(artifacts):
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
+    cmd = [sys.executable, "-m", "seqlab", "serve", "--scorer", str(artifacts["scorer"])]
+    cmd += ["--generator", str(artifacts["generator"]), "--port", str(port), "--num-cpus", "2"]
+    proc = subprocess.Popen(
+        cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, start_new_session=True
+    )
+    try:
+        lines, url = [], None
+        deadline = time.monotonic() + 300
+        while time.monotonic() < deadline and url is None:
+            line = proc.stdout.readline()
+            if not line:
+                break
+            lines.append(line)
+            found = re.search(r"seqlab is serving at (\S+)", line)
+            url = found.group(1) if found else None
+        assert url == f"http://127.0.0.1:{port}", "".join(lines) + proc.stderr.read()
+        while not lines[-1].startswith("Press Ctrl-C"):
+            lines.append(proc.stdout.readline())
+        printed = "".join(lines)
+        assert f"curl -s {url}/v1/score" in printed and f"{url}/v1/completions" in printed
+        resp = httpx.post(f"{url}/v1/score", json={"texts": ["تعمل الشركة على تطوير خوارزمية"]}, timeout=60)
+        assert resp.status_code == 200 and len(resp.json()["scores"]) == 1
+        resp = httpx.post(
+            f"{url}/v1/completions",
+            json={"model": "seqlab-generator", "prompt": "هطل", "max_tokens": 4},
+            timeout=60,
+        )
+        assert resp.status_code == 200 and resp.json()["object"] == "text_completion"
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(timeout=120) == 0
+        assert "stopping Serve" in proc.stderr.read()
+        with pytest.raises(httpx.HTTPError):
+            httpx.get(f"{url}/healthz", timeout=5)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()

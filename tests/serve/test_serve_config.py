@@ -1,0 +1,109 @@
+"""serve/config.yaml and the builder's args: Serve's own schema accepts the file, seqlab's part is strict."""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+
+import pytest
+import yaml
+
+from seqlab.config import ConfigError
+from seqlab.serve.config import ServeArgs
+
+CONFIG = Path(__file__).resolve().parents[2] / "serve" / "config.yaml"
+
+
+def load() -> dict:
+    return yaml.safe_load(CONFIG.read_text(encoding="utf-8"))
+
+
+def test_shipped_serve_config_parses_with_serve_and_seqlab():
+    from ray.serve.schema import ServeDeploySchema
+
+    from seqlab.serve.cli import read_serve_config
+
+    data = load()
+    schema = ServeDeploySchema.model_validate(data)
+    assert schema.applications[0].import_path == "seqlab.serve.app:build_app"
+    http, args = read_serve_config(CONFIG)
+    assert http["host"] == "127.0.0.1"  # loopback unless configured otherwise
+    cfg = ServeArgs.model_validate(args)
+    assert cfg.limits.request_timeout_s < http["request_timeout_s"]
+    assert CONFIG.read_text(encoding="utf-8").startswith("# serve run serve/config.yaml")
+
+
+def test_a_typo_in_the_args_is_rejected_by_serve_and_by_seqlab(tmp_path):
+    from pydantic import ValidationError
+    from ray.serve._private.api import call_user_app_builder_with_args_if_necessary
+
+    from seqlab.serve.app import build_app, load_args
+    from seqlab.serve.cli import read_serve_config
+
+    data = load()
+    args = copy.deepcopy(data["applications"][0]["args"])
+    args["scorer_deployment"]["max_ongoing_request"] = 10  # the typo Serve itself would ignore
+    with pytest.raises(ValidationError, match="max_ongoing_request"):
+        call_user_app_builder_with_args_if_necessary(build_app, args)  # what `serve run` does
+    with pytest.raises(ConfigError, match=r"scorer_deployment\.max_ongoing_request"):
+        load_args(args)
+    data["applications"][0]["args"] = args
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(yaml.safe_dump(data), encoding="utf-8")
+    _, file_args = read_serve_config(bad)
+    with pytest.raises(ConfigError, match="max_ongoing_request"):
+        load_args(file_args)
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"http_options": {"hots": "0.0.0.0"}}, "hots"),
+        ({"applications": [{"name": "x", "import_path": "other:app"}]}, "no application"),
+        ({"applications": "nope"}, "applications"),
+    ],
+)
+def test_bad_serve_files_name_the_problem(tmp_path, change, message):
+    from seqlab.serve.cli import read_serve_config
+
+    data = {**load(), **change}
+    path = tmp_path / "serve.yaml"
+    path.write_text(yaml.safe_dump(data), encoding="utf-8")
+    with pytest.raises(ConfigError, match=message):
+        read_serve_config(path)
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        ({}, "at least one of scorer or generator"),
+        ({"scorer": "s", "limits": {"max_texts": 100}}, "max_batch_size"),
+        ({"scorer": "s", "scorer_deployment": {"num_gpus": -1}}, "num_gpus"),
+        ({"scorer": "s", "overload_status": 500}, "overload_status"),
+        (
+            {"scorer": "s", "generator_deployment": {"autoscaling": {"min_replicas": 3, "max_replicas": 2}}},
+            "max_replicas",
+        ),
+        ({"scorer": "s", "device": "tpu"}, "device"),
+    ],
+)
+def test_serve_args_validation_names_the_field(args, message):
+    from seqlab.serve.app import load_args
+
+    with pytest.raises(ConfigError, match=message):
+        load_args(args)
+
+
+def test_deployment_options_map_to_serve_options():
+    cfg = ServeArgs.model_validate(
+        {
+            "scorer": "s",
+            "scorer_deployment": {"num_replicas": 3, "num_gpus": 0.25, "max_queued_requests": 7},
+            "generator_deployment": {"autoscaling": {"min_replicas": 1, "max_replicas": 4}},
+        }
+    )
+    scorer = cfg.scorer_deployment.serve_options()
+    assert scorer["num_replicas"] == 3 and scorer["ray_actor_options"]["num_gpus"] == 0.25
+    assert scorer["max_queued_requests"] == 7
+    generator = cfg.generator_deployment.serve_options()
+    assert "num_replicas" not in generator and generator["autoscaling_config"]["max_replicas"] == 4

@@ -4,7 +4,9 @@
 2. scrape it with the Ray Data pipeline, joining the site's manual labels -> ``OUT/scrape/``;
 3. search RNN scorers on that corpus with Ray Tune + Optuna + ASHA -> ``OUT/tune/{best,report}``;
 4. train a small GPT-2 with Ray Train -> ``OUT/finetune/{model,report}``;
-5. generate a few continuations and score them with the best scorer.
+5. generate a few continuations and score them with the best scorer;
+6. serve both models with Ray Serve and show real HTTP exchanges (curl command + answer), then stop Serve
+   (``--keep-serving`` leaves it up until Ctrl-C).
 
 Each step calls the same function as its own verb, so the demo is also the integration test of the verbs.
 """
@@ -20,7 +22,7 @@ from pydantic import Field
 
 from seqlab.config import Config, add_config_arguments, load_config
 
-STEPS = ("scrape", "tune", "finetune", "generate")
+STEPS = ("scrape", "tune", "finetune", "generate", "serve")
 JOBS_DIR = Path(__file__).resolve().parents[1] / "jobs"
 
 
@@ -39,12 +41,19 @@ class DemoConfig(Config):
         ["--smoke_test=true"], description="dotted overrides for jobs/finetune.yaml (default: the smoke test)"
     )
     prompt: str = Field("يعتمد الذكاء الاصطناعي على", description="prompt for the generation step")
+    serve_port: int = Field(
+        8000, ge=0, le=65535, description="port of the served app (busy or 0: a free one)"
+    )
+    keep_serving: bool = Field(False, description="leave the app up at the end until Ctrl-C")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_config_arguments(parser)
     parser.add_argument("--out", help="output directory (default: runs/demo)")
     parser.add_argument("--steps", help=f"comma-separated subset of {','.join(STEPS)}")
+    parser.add_argument(
+        "--keep-serving", action="store_true", help="leave the Serve app up at the end (Ctrl-C stops it)"
+    )
 
 
 def _banner(text: str) -> None:
@@ -70,7 +79,7 @@ def run_demo(cfg: DemoConfig) -> dict:
     t0 = time.monotonic()
     try:
         if "scrape" in cfg.steps:
-            _banner(f"1/4 scrape: local site with {cfg.n_docs} documents")
+            _banner(f"1/5 scrape: local site with {cfg.n_docs} documents")
             docs = generate_documents(cfg.n_docs, seed=cfg.seed)
             with LocalSite(docs, port=0, faults=cfg.faults, seed=cfg.seed) as site:
                 labels = write_labels_csv(docs, out / "labels.csv", site.base_url)
@@ -88,7 +97,7 @@ def run_demo(cfg: DemoConfig) -> dict:
             summary["steps"]["scrape"] = result
         corpus = str(out / "scrape")
         if "tune" in cfg.steps:
-            _banner("2/4 tune: RNN scorer search (Ray Tune + Optuna + ASHA)")
+            _banner("2/5 tune: RNN scorer search (Ray Tune + Optuna + ASHA)")
             args = [
                 "tune",
                 "--config",
@@ -101,13 +110,16 @@ def run_demo(cfg: DemoConfig) -> dict:
             _check(seqlab_main([*args, *cfg.tune_overrides]), "tune")
             summary["steps"]["tune"] = _manifest_metrics(out / "tune" / "best")
         if "finetune" in cfg.steps:
-            _banner("3/4 finetune: GPT-2 with Ray Train")
+            _banner("3/5 finetune: GPT-2 with Ray Train")
             args = ["finetune", "--config", str(JOBS_DIR / "finetune.yaml"), "--data", corpus]
             _check(seqlab_main([*args, "--out", str(out / "finetune"), *cfg.finetune_overrides]), "finetune")
             summary["steps"]["finetune"] = _manifest_metrics(out / "finetune" / "model")
         if "generate" in cfg.steps:
-            _banner("4/4 generate and score")
+            _banner("4/5 generate and score")
             summary["steps"]["generate"] = _generate_and_score(out, cfg.prompt)
+        if "serve" in cfg.steps:
+            _banner("5/5 serve: both models over HTTP (Ray Serve)")
+            summary["steps"]["serve"] = _serve_and_query(out, cfg)
     finally:
         if started_ray:
             import ray
@@ -159,8 +171,83 @@ def _generate_and_score(out: Path, prompt: str) -> dict:
     return results
 
 
+def _serve_and_query(out: Path, cfg: DemoConfig) -> dict:
+    """Serve the demo's artifacts on this Ray, send three real requests, print them as curl + answer."""
+    import socket
+
+    from ray import serve
+
+    from seqlab.serve.cli import examples, start_local
+    from seqlab.serve.config import ServeArgs
+
+    port = cfg.serve_port
+    with socket.socket() as sock:
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            sock.bind(("127.0.0.1", 0))
+            print(f"port {port} is busy; serving on a free port instead")
+        port = sock.getsockname()[1]
+    args = ServeArgs(
+        scorer=str((out / "tune" / "best").resolve()),
+        generator=str((out / "finetune" / "model").resolve()),
+        log_requests=False,
+    )
+    url = start_local(args, {"host": "127.0.0.1", "port": port, "request_timeout_s": 60}, log_level="WARNING")
+    exchanges = []
+    try:
+        requests = [
+            (
+                "/v1/score",
+                {"texts": ["يعتمد الذكاء الاصطناعي على البيانات والخوارزميات", "طبخت الجدة الأرز مع العدس"]},
+            ),
+            (
+                "/v1/generate",
+                {"prompt": cfg.prompt, "max_new_tokens": 24, "num_candidates": 3, "seed": 0, "rerank": True},
+            ),
+            (
+                "/v1/completions",
+                {"model": args.generator_name, "prompt": cfg.prompt, "max_tokens": 24, "seed": 0},
+            ),
+        ]
+        for route, body in requests:
+            answer = _post(url + route, body)
+            payload = json.dumps(body, ensure_ascii=False)
+            print(f"$ curl -s {url}{route} -H 'Content-Type: application/json' -d '{payload}'")
+            print(json.dumps(answer, ensure_ascii=False, indent=2)[:1500] + "\n")
+            exchanges.append({"route": route, "request": body, "response": answer})
+        if cfg.keep_serving:
+            print(examples(url, args))
+            print(
+                f"\nServe keeps running at {url}; press Ctrl-C to stop it (and this demo's Ray).", flush=True
+            )
+            try:
+                while True:
+                    time.sleep(1)
+            except KeyboardInterrupt:
+                pass
+    finally:
+        serve.shutdown()
+    return {"url": url, "exchanges": exchanges}
+
+
+def _post(url: str, body: dict) -> dict:
+    import urllib.request
+
+    request = urllib.request.Request(
+        url,
+        data=json.dumps(body).encode("utf-8"),
+        headers={"Content-Type": "application/json"},
+        method="POST",
+    )
+    with urllib.request.urlopen(request, timeout=120) as resp:
+        return json.loads(resp.read().decode("utf-8"))
+
+
 def run(args: argparse.Namespace) -> int:
     cfg = load_config(DemoConfig, args.config, args.overrides)
+    if args.keep_serving:
+        cfg.keep_serving = True
     if args.out:
         cfg.out = args.out
     if args.steps:

@@ -228,6 +228,9 @@ def load_model_and_tokenizer(model_dir: str | Path, device: str | None = None) -
         FileNotFoundError: ``model_dir`` does not exist or holds no ``config.json``.
     """
     from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()  # a local load is quick; its bar only garbles logs and replicas' output
 
     path = Path(model_dir).expanduser()
     if not path.is_dir():

@@ -114,7 +114,13 @@ def _check_artifact(path: str | None, role: str) -> None:
             raise ConfigError(f"{role}: {path} is not a {role} artifact: no {name} in it")
 
 
-def start_local(args: ServeArgs, http: dict[str, Any], name: str = "seqlab", route_prefix: str = "/") -> str:
+def start_local(
+    args: ServeArgs,
+    http: dict[str, Any],
+    name: str = "seqlab",
+    route_prefix: str = "/",
+    log_level: str = "INFO",
+) -> str:
     """Start Serve on the current Ray (proxy on ``http``'s host/port) with the seqlab app; return its URL.
 
     The proxy drops ``x-request-timeout-seconds`` when this Ray was started by :func:`seqlab.ray_utils.init_ray`
@@ -126,8 +132,11 @@ def start_local(args: ServeArgs, http: dict[str, Any], name: str = "seqlab", rou
     from seqlab.serve.app import build_app
 
     options = HTTPOptions(**http)
-    serve.start(http_options=options)
-    serve.run(build_app(args), name=name, route_prefix=route_prefix, blocking=False)
+    logging_config = {"log_level": log_level}  # the demo passes WARNING to keep its console readable
+    serve.start(http_options=options, logging_config=logging_config)
+    serve.run(
+        build_app(args), name=name, route_prefix=route_prefix, blocking=False, logging_config=logging_config
+    )
     host = "127.0.0.1" if options.host in ("0.0.0.0", "::") else options.host
     url = f"http://{host}:{options.port}{route_prefix.rstrip('/')}"
     wait_until_ready(url)

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -23,18 +22,19 @@ from seqlab.serve.config import BatchOptions
 
 __all__ = ["GeneratorDeployment", "ScorerDeployment", "pick_device"]
 
-log = logging.getLogger("seqlab.serve")
+log = logging.getLogger("ray.serve")  # Serve writes this logger to the replica logs, with request ids
 
 
 def pick_device(requested: str) -> str:
-    """``cuda`` when asked for or when Ray gave this replica a GPU (``auto``), else ``cpu``."""
+    """``cuda`` when asked for, or (``auto``) when Ray assigned this replica a GPU; else ``cpu``."""
+    import ray
     import torch
 
     if requested == "cuda":
         if not torch.cuda.is_available():
             raise RuntimeError("device 'cuda' was requested but this replica sees no CUDA GPU")
         return "cuda"
-    if requested == "auto" and torch.cuda.is_available() and os.environ.get("CUDA_VISIBLE_DEVICES", "") != "":
+    if requested == "auto" and ray.get_gpu_ids() and torch.cuda.is_available():
         return "cuda"
     return "cpu"
 

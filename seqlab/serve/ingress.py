@@ -45,7 +45,7 @@ from seqlab.serve.schemas import (
 
 __all__ = ["API_KEY_ENV", "ApiError", "Ingress", "api"]
 
-log = logging.getLogger("seqlab.serve")
+log = logging.getLogger("ray.serve")  # Serve writes this logger to the replica logs, with request ids
 API_KEY_ENV = "SEQLAB_API_KEY"
 OPEN_PATHS = frozenset({"/healthz"})  # answered without the API key (load balancers probe it)
 

@@ -107,3 +107,25 @@ def test_deployment_options_map_to_serve_options():
     assert scorer["max_queued_requests"] == 7
     generator = cfg.generator_deployment.serve_options()
     assert "num_replicas" not in generator and generator["autoscaling_config"]["max_replicas"] == 4
+
+
+@pytest.mark.gpu
+def test_fractional_gpu_replicas_decode_on_cuda(deploy):
+    """On a GPU machine: two scorer replicas share one GPU (0.5 each) and the models run on CUDA."""
+    import httpx
+    from ray import serve
+
+    url = deploy(
+        "gpu",
+        device="auto",
+        scorer_deployment={"num_replicas": 2, "num_gpus": 0.5},
+        generator_deployment={"num_gpus": 0.5},
+    )
+    try:
+        cards = {m["id"]: m["seqlab"] for m in httpx.get(f"{url}/v1/models").json()["data"]}
+        assert cards["seqlab-scorer"]["device"] == "cuda" and cards["seqlab-generator"]["device"] == "cuda"
+        assert httpx.post(f"{url}/v1/score", json={"texts": ["نص"]}).status_code == 200
+        resp = httpx.post(f"{url}/v1/generate", json={"prompt": "نص", "max_new_tokens": 8}, timeout=60)
+        assert resp.status_code == 200
+    finally:
+        serve.delete("gpu")

@@ -23,6 +23,7 @@ VERBS: dict[str, tuple[str, str]] = {
     "scrape": ("seqlab.data.cli", "scrape Arabic sites into a Parquet corpus (Ray Data)"),
     "tune": ("seqlab.tune.cli", "search RNN scorers with Ray Tune + Optuna + ASHA"),
     "finetune": ("seqlab.lm.cli_finetune", "fine-tune or train GPT-2 with Ray Train"),
+    "score": ("seqlab.models.cli_score", "score texts with a scorer artifact (its own normalization)"),
     "generate": ("seqlab.lm.cli_generate", "generate Arabic text from a trained GPT-2 directory"),
     "serve": ("seqlab.serve.cli", "serve the scorer and the generator over HTTP (Ray Serve)"),
     "bench": ("seqlab.bench.cli", "benchmarks that print ratios against a same-run baseline"),

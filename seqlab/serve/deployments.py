@@ -39,10 +39,14 @@ def pick_device(requested: str) -> str:
     return "cpu"
 
 
-def _use_cpus(num_cpus: float) -> None:
+def _prepare_replica(num_cpus: float, batched: Any, batch: dict[str, Any]) -> None:
+    """Torch threads = the replica's CPUs; the ``@serve.batch`` method's size and wait from config."""
     import torch
 
     torch.set_num_threads(max(1, int(num_cpus)))
+    opts = BatchOptions.model_validate(batch)
+    batched.set_max_batch_size(opts.max_batch_size)
+    batched.set_batch_wait_timeout_s(opts.batch_wait_timeout_s)
 
 
 @serve.deployment(name="Scorer")
@@ -52,13 +56,10 @@ class ScorerDeployment:
     def __init__(self, path: str, device: str, num_cpus: float, batch: dict[str, Any]) -> None:
         from seqlab.models import load_scorer
 
-        _use_cpus(num_cpus)
+        _prepare_replica(num_cpus, self._score_batch, batch)
         self.device = pick_device(device)
         self.scorer = load_scorer(path, device=self.device)
         self.path = path
-        opts = BatchOptions.model_validate(batch)
-        self._score_batch.set_max_batch_size(opts.max_batch_size)
-        self._score_batch.set_batch_wait_timeout_s(opts.batch_wait_timeout_s)
         log.info("scorer %s loaded on %s", path, self.device)
 
     @serve.batch(
@@ -102,13 +103,10 @@ class GeneratorDeployment:
     def __init__(self, path: str, device: str, num_cpus: float, batch: dict[str, Any]) -> None:
         from seqlab.lm.generator import load_generator
 
-        _use_cpus(num_cpus)
+        _prepare_replica(num_cpus, self._decode_batch, batch)
         self.device = pick_device(device)
         self.generator = load_generator(path, device=self.device)
         self.path = path
-        opts = BatchOptions.model_validate(batch)
-        self._decode_batch.set_max_batch_size(opts.max_batch_size)
-        self._decode_batch.set_batch_wait_timeout_s(opts.batch_wait_timeout_s)
         log.info("generator %s loaded on %s", path, self.device)
 
     @serve.batch(

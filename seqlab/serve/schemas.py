@@ -33,6 +33,7 @@ __all__ = [
     "ScoreResponse",
     "Usage",
     "check_text",
+    "check_texts",
 ]
 
 _BAD_CHARS = re.compile("[\x00\ud800-\udfff]")
@@ -45,6 +46,16 @@ def check_text(value: str) -> str:
         what = "a NUL character" if bad.group() == "\x00" else f"a lone surrogate U+{ord(bad.group()):04X}"
         raise ValueError(f"text contains {what} at index {bad.start()}")
     return value
+
+
+def check_texts(values: list[str], field: str) -> list[str]:
+    """:func:`check_text` on every item, the error naming the item (``texts[3]: ...``)."""
+    for i, value in enumerate(values):
+        try:
+            check_text(value)
+        except ValueError as exc:
+            raise ValueError(f"{field}[{i}]: {exc}") from None
+    return values
 
 
 class _Body(BaseModel):
@@ -78,12 +89,7 @@ class ScoreRequest(_Body):
     @field_validator("texts")
     @classmethod
     def _clean(cls, texts: list[str]) -> list[str]:
-        for i, text in enumerate(texts):
-            try:
-                check_text(text)
-            except ValueError as exc:
-                raise ValueError(f"texts[{i}]: {exc}") from None
-        return texts
+        return check_texts(texts, "texts")
 
 
 class ModelInfo(BaseModel):
@@ -172,12 +178,7 @@ class CompletionRequest(_Body):
         if isinstance(prompt, list):
             if not prompt:
                 raise ValueError("prompt: the list of prompts is empty")
-            for i, p in enumerate(prompt):
-                try:
-                    check_text(p)
-                except ValueError as exc:
-                    raise ValueError(f"prompt[{i}]: {exc}") from None
-            return prompt
+            return check_texts(prompt, "prompt")
         return check_text(prompt)
 
     @field_validator("stop")

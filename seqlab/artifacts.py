@@ -88,8 +88,13 @@ def join(base: str | os.PathLike[str], *parts: str) -> str:
 
 
 def manifest_hash(manifest: dict[str, Any]) -> str:
-    """Stable short hash of a manifest (sorted JSON), used to name an input in a downstream manifest."""
-    blob = json.dumps(manifest, sort_keys=True, ensure_ascii=False, default=str).encode("utf-8")
+    """Stable short hash of a manifest's content (sorted JSON), naming an input in a downstream manifest.
+
+    ``path`` (where :func:`read_manifest` found it) is left out: the same artifact reached as
+    ``runs/demo/scrape``, as an absolute path or through a URI gets the same hash.
+    """
+    content = {k: v for k, v in manifest.items() if k != "path"}
+    blob = json.dumps(content, sort_keys=True, ensure_ascii=False, default=str).encode("utf-8")
     return hashlib.sha256(blob).hexdigest()[:16]
 
 

@@ -82,7 +82,7 @@ def read_text(path: str) -> str:
 def join(base: str | os.PathLike[str], *parts: str) -> str:
     """Join path parts for local paths and URIs alike."""
     base = str(base)
-    if is_uri(base):
+    if is_uri(base) or base.startswith("file://"):  # Path() would fold file:// into file:/
         return "/".join([base.rstrip("/"), *parts])
     return str(Path(base, *parts))
 

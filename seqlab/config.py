@@ -47,6 +47,7 @@ JOB_CONFIGS: dict[str, str] = {
     "tune": "seqlab.tune.config:TuneJobConfig",
     "finetune": "seqlab.lm.config:FinetuneJobConfig",
     "demo": "seqlab.demo:DemoConfig",
+    "deploy": "seqlab.serve.config:DeployJobConfig",
 }
 
 

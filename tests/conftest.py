@@ -48,3 +48,104 @@ def ray_session():
         )
     yield ray
     ray.shutdown()
+
+
+class RayHead:
+    """A separate `ray start --head` cluster for `ray job submit` tests (see the ``ray_head`` fixture)."""
+
+    def __init__(self, address: str, env: dict[str, str], bin_dir) -> None:
+        self.address, self.env, self.bin = address, env, bin_dir
+
+    def submit(self, entrypoint: list[str], cwd, timeout: float = 400):
+        """``ray job submit --working-dir . -- <entrypoint>``; retried while the job agent is not up yet."""
+        import subprocess
+        import time
+
+        cmd = [str(self.bin / "ray"), "job", "submit", "--address", self.address, "--working-dir", ".", "--"]
+        deadline = time.monotonic() + 300  # the head's job agent may start well after its job server
+        while True:
+            done = subprocess.run(
+                [*cmd, *entrypoint], cwd=cwd, capture_output=True, text=True, timeout=timeout, env=self.env
+            )
+            if "No available agent" not in done.stderr + done.stdout or time.monotonic() > deadline:
+                return done
+            time.sleep(5)
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def ray_head(tmp_path_factory):
+    """A private Ray head on loopback (its own ports and temp dir), stopped by its process id at the end.
+
+    No token auth, so the head, the CLI and the job agree without touching the user's ~/.ray/auth_token.
+    Every port is explicit: the session Ray of the other tests already holds the default agent ports, and
+    a head whose dashboard agent cannot bind never accepts jobs ("No available agent").
+    """
+    import signal
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+
+    bin_dir = Path(sys.executable).parent
+    env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
+    env["RAY_AUTH_MODE"] = "disabled"
+    port, dash = _free_port(), _free_port()
+    ports = {
+        "--dashboard-agent-listen-port": _free_port(),
+        "--dashboard-agent-grpc-port": _free_port(),
+        "--metrics-export-port": _free_port(),
+        "--runtime-env-agent-port": _free_port(),
+        "--ray-client-server-port": _free_port(),
+        "--node-manager-port": _free_port(),
+        "--object-manager-port": _free_port(),
+    }
+    temp_dir = tmp_path_factory.mktemp("rayhead")
+    proc = subprocess.Popen(
+        [
+            str(bin_dir / "ray"),
+            "start",
+            "--head",
+            "--block",
+            f"--port={port}",
+            f"--dashboard-port={dash}",
+            "--dashboard-host=127.0.0.1",
+            "--include-dashboard=true",
+            "--num-cpus=2",
+            "--disable-usage-stats",
+            f"--temp-dir={temp_dir}",
+            *(f"{flag}={value}" for flag, value in ports.items()),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+        env=env,
+    )
+    address = f"http://127.0.0.1:{dash}"
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        ready = subprocess.run(
+            [str(bin_dir / "ray"), "job", "list", "--address", address],
+            capture_output=True,
+            text=True,
+            env=env,
+        )
+        if ready.returncode == 0:
+            break
+        time.sleep(2)
+    else:
+        os.killpg(proc.pid, signal.SIGTERM)
+        pytest.fail("the Ray head's job server did not come up within 120 s")
+    yield RayHead(address, env, bin_dir)
+    os.killpg(proc.pid, signal.SIGTERM)
+    try:
+        proc.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)

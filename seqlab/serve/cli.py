@@ -120,6 +120,7 @@ def start_local(
     name: str = "seqlab",
     route_prefix: str = "/",
     log_level: str = "INFO",
+    ready_timeout_s: float = 300.0,
 ) -> str:
     """Start Serve on the current Ray (proxy on ``http``'s host/port) with the seqlab app; return its URL.
 
@@ -139,7 +140,7 @@ def start_local(
     )
     host = "127.0.0.1" if options.host in ("0.0.0.0", "::") else options.host
     url = f"http://{host}:{options.port}{route_prefix.rstrip('/')}"
-    wait_until_ready(url)
+    wait_until_ready(url, ready_timeout_s)
     return url
 
 

@@ -16,7 +16,9 @@ from seqlab.config import Config
 __all__ = [
     "AutoscalingOptions",
     "BatchOptions",
+    "DeployJobConfig",
     "DeploymentOptions",
+    "HttpConfig",
     "LimitsConfig",
     "ServeArgs",
 ]
@@ -171,3 +173,28 @@ class ServeArgs(Config):
                 f"limits.max_candidates ({self.limits.max_candidates})"
             )
         return self
+
+
+class HttpConfig(Config):
+    """Serve's HTTP proxy (applies when this call starts Serve; a running Serve keeps its own)."""
+
+    host: str = Field(
+        "127.0.0.1", description="address to bind; 0.0.0.0 accepts other machines (set SEQLAB_API_KEY)"
+    )
+    port: int = Field(8000, ge=1, le=65535, description="HTTP port of every node's proxy")
+    request_timeout_s: float = Field(60, gt=0, description="the proxy's deadline (408)")
+
+
+class DeployJobConfig(Config):
+    """``jobs/deploy.yaml`` / ``seqlab deploy``: start or update the app on a running cluster, then return."""
+
+    name: str = Field("seqlab", min_length=1, description="Serve application name (a redeploy updates it)")
+    route_prefix: str = Field("/", pattern=r"^/", description="URL prefix of the app")
+    http: HttpConfig = Field(default_factory=HttpConfig, description="proxy options")
+    app: ServeArgs = Field(
+        default_factory=lambda: ServeArgs(scorer="runs/demo/tune/best", generator="runs/demo/finetune/model"),
+        description="what to serve (ServeArgs): artifact paths or URIs reachable from every node",
+    )
+    wait_ready_s: float = Field(
+        600, gt=0, description="how long to wait for the replicas to load their models"
+    )

@@ -129,3 +129,25 @@ def test_fractional_gpu_replicas_decode_on_cuda(deploy):
         assert resp.status_code == 200
     finally:
         serve.delete("gpu")
+
+
+def test_rayservice_runs_the_same_serve_config():
+    """serve/rayservice.yaml's serveConfigV2 parses with Serve's schema and is serve/config.yaml's app."""
+    from ray.serve.schema import ServeDeploySchema
+
+    service = yaml.safe_load((CONFIG.parent / "rayservice.yaml").read_text(encoding="utf-8"))
+    assert service["kind"] == "RayService" and service["apiVersion"].startswith("ray.io/")
+    inner = yaml.safe_load(service["spec"]["serveConfigV2"])
+    app = ServeDeploySchema.model_validate(inner).applications[0]
+    local = ServeDeploySchema.model_validate(load()).applications[0]
+    assert app.import_path == local.import_path and app.route_prefix == local.route_prefix
+    k8s_args, local_args = ServeArgs.model_validate(app.args), ServeArgs.model_validate(local.args)
+    assert k8s_args.scorer.startswith("s3://") and k8s_args.generator.startswith("s3://")
+    assert k8s_args.limits == local_args.limits  # same contract for clients wherever it runs
+    assert set(app.args) == set(local.args)
+    for group in [
+        service["spec"]["rayClusterConfig"]["headGroupSpec"],
+        *service["spec"]["rayClusterConfig"]["workerGroupSpecs"],
+    ]:
+        env = {e["name"]: e.get("value") for e in group["template"]["spec"]["containers"][0]["env"]}
+        assert env["RAY_SERVE_HTTP_PROXY_CALLBACK_IMPORT_PATH"] == "seqlab.serve.edge:proxy_middlewares"

@@ -15,36 +15,131 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import time
 from pathlib import Path
+from typing import Any, Literal
 
-from pydantic import Field
+from pydantic import Field, ValidationInfo, field_validator
 
-from seqlab.config import Config, add_config_arguments, load_config
+from seqlab.config import Config, ConfigError, add_config_arguments, apply_overrides, dump_config, load_config
+from seqlab.lm.config import DecodingParams, FinetuneJobConfig
+from seqlab.tune.config import TuneJobConfig
 
 STEPS = ("scrape", "tune", "finetune", "generate", "serve")
-JOBS_DIR = Path(__file__).resolve().parents[1] / "jobs"
+Step = Literal["scrape", "tune", "finetune", "generate", "serve"]
+FULL_TUNE = "seqlab tune --config jobs/tune.yaml --data {out}/scrape --out runs/tune"
+FULL_FINETUNE = "seqlab finetune --config jobs/finetune.yaml --data {out}/scrape --out runs/finetune"
+
+
+def demo_tune_config() -> TuneJobConfig:
+    """The demo's search: a compact space around the architecture the full search found best (a GRU
+    with attention pooling), a few trials long enough to learn. ``data.path`` and ``out`` are set by the
+    demo (its scraped corpus, ``OUT/tune``)."""
+    return TuneJobConfig.model_validate(
+        {
+            "data": {"tokenizer": {"max_len": 256}},
+            "train": {"max_epochs": 24, "patience": 4},
+            "search": {
+                "num_samples": 4,
+                "max_concurrent": 2,
+                "grace_period": 6,
+                "seed_architectures": False,
+                "space": {
+                    "cell": ["gru"],
+                    "bidirectional": [False],
+                    "hidden": [64, 128],
+                    "layers": [2],
+                    "dropout": [0.1],
+                    "lr": [0.002, 0.008],
+                    "batch_size": [16],
+                    "embed_dim": [128],
+                    "pooling": ["attention"],
+                },
+            },
+            "run": {"verbose": 0},
+        }
+    )
+
+
+def demo_finetune_config() -> FinetuneJobConfig:
+    """The demo's GPT-2: small and trained long enough to be clearly better than untrained."""
+    return FinetuneJobConfig.model_validate(
+        {
+            "model": {"vocab_size": 2000, "n_layer": 2, "n_head": 4, "n_embd": 128, "n_positions": 128},
+            "data": {"block_size": 128},
+            "train": {
+                "epochs": 4,
+                "batch_size": 8,
+                "grad_accum": 1,
+                "report_every": 20,
+                "checkpoint_every": 200,
+            },
+            "eval": {
+                "num_prompts": 16,
+                "prompt_tokens": 12,
+                "continuation_tokens": 24,
+                "max_eval_blocks": 128,
+            },
+        }
+    )
 
 
 class DemoConfig(Config):
-    """The demo run: how big the local site is and how much each stage does."""
+    """The demo run: the local site, and each stage's own typed config at demo size.
+
+    Every field can be overridden with dotted flags, e.g. ``--tune.search.num_samples=4`` or
+    ``--finetune.train.epochs=2``. The demo sets ``tune.out``/``finetune.out`` under ``out`` and points
+    both at the corpus it scraped.
+    """
 
     out: str = Field("runs/demo", description="output directory (scrape/, tune/, finetune/, summary.json)")
-    n_docs: int = Field(400, ge=20, description="documents on the local website")
+    n_docs: int = Field(1000, ge=20, le=100_000, description="documents on the local website")
     seed: int = Field(0, description="corpus and site seed")
     faults: bool = Field(True, description="serve the site's faulty pages (404/500/slow/redirects/encodings)")
-    steps: list[str] = Field(list(STEPS), description=f"which steps to run, in order, from {list(STEPS)}")
-    tune_overrides: list[str] = Field(
-        ["--smoke_test=true"], description="dotted overrides for jobs/tune.yaml (default: the smoke test)"
+    steps: list[Step] = Field(list(STEPS), description=f"which steps to run, in order, from {list(STEPS)}")
+    tune: TuneJobConfig = Field(default_factory=demo_tune_config, description="the scorer search (demo size)")
+    finetune: FinetuneJobConfig = Field(
+        default_factory=demo_finetune_config, description="the GPT-2 training (demo size)"
     )
-    finetune_overrides: list[str] = Field(
-        ["--smoke_test=true"], description="dotted overrides for jobs/finetune.yaml (default: the smoke test)"
+    prompts: list[str] = Field(
+        [
+            "يعتمد الذكاء الاصطناعي على",
+            "أعلنت الشركة اليوم عن",
+            "في مباراة أمس",
+            "تحتاج هذه الوصفة إلى",
+        ],
+        min_length=1,
+        description="prompts continued in the generate step",
     )
-    prompt: str = Field("يعتمد الذكاء الاصطناعي على", description="prompt for the generation step")
+    decoding: DecodingParams = Field(
+        DecodingParams(
+            strategy="sample",
+            temperature=0.8,
+            top_k=50,
+            top_p=0.92,
+            repetition_penalty=1.2,
+            max_new_tokens=32,
+            num_candidates=2,
+            seed=0,
+        ),
+        description="how the generate step decodes (sampling with a repetition penalty: greedy loops on a "
+        "small model)",
+    )
     serve_port: int = Field(
         8000, ge=0, le=65535, description="port of the served app (busy or 0: a free one)"
     )
     keep_serving: bool = Field(False, description="leave the app up at the end until Ctrl-C")
+
+    @field_validator("tune", "finetune", "decoding", mode="before")
+    @classmethod
+    def _on_demo_defaults(cls, value: Any, info: ValidationInfo) -> Any:
+        """A partial section (YAML or ``--tune.search.num_samples=4``) changes the demo's defaults, not
+        the stage's full-size ones."""
+        if not isinstance(value, dict):
+            return value
+        defaults = cls.model_fields[info.field_name].get_default(call_default_factory=True)
+        return apply_overrides(defaults.model_dump(), value)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -62,24 +157,31 @@ def _banner(text: str) -> None:
 
 def run_demo(cfg: DemoConfig) -> dict:
     """Run the demo steps; returns (and writes to ``OUT/summary.json``) what each produced."""
-    from seqlab.cli import main as seqlab_main
     from seqlab.data.config import ScrapeJobConfig, SourcesConfig
-    from seqlab.data.corpus import generate_documents, write_labels_csv
+    from seqlab.data.corpus import generate_documents, noise_floor_rmse, write_labels_csv
     from seqlab.data.pipeline import format_summary, run_scrape
     from seqlab.data.site import LocalSite
     from seqlab.ray_utils import init_ray
 
-    unknown = set(cfg.steps) - set(STEPS)
-    if unknown:
-        raise ValueError(f"steps: unknown {sorted(unknown)}; choose from {list(STEPS)}")
     out = Path(cfg.out)
+    for step in ("tune", "finetune"):  # refuse before anything starts: never train over an earlier run
+        if step in cfg.steps and (out / step).exists() and any((out / step).iterdir()):
+            raise ConfigError(
+                f"{out / step} already holds a {step} run; pass another --out, or delete it to redo the demo"
+            )
     out.mkdir(parents=True, exist_ok=True)
-    summary: dict = {"out": str(out), "steps": {}}
+    corpus = str(out / "scrape")
+    # Ray Data logs every dataset's execution plan at INFO; the demo prints its own summary instead.
+    logging.getLogger("ray.data").setLevel(logging.WARNING)
+    summary: dict = {"out": str(out), "config": dump_config(cfg), "steps": {}}
     started_ray = init_ray()
     t0 = time.monotonic()
+    n = len(STEPS)
     try:
         if "scrape" in cfg.steps:
-            _banner(f"1/5 scrape: local site with {cfg.n_docs} documents")
+            _banner(
+                f"1/{n} scrape: a local website of {cfg.n_docs} generated documents -> Parquet (Ray Data)"
+            )
             docs = generate_documents(cfg.n_docs, seed=cfg.seed)
             with LocalSite(docs, port=0, faults=cfg.faults, seed=cfg.seed) as site:
                 labels = write_labels_csv(docs, out / "labels.csv", site.base_url)
@@ -90,35 +192,22 @@ def run_demo(cfg: DemoConfig) -> dict:
                     request_timeout_s=3.0,
                     backoff_s=0.2,
                 )
-                scrape_cfg = ScrapeJobConfig(sources=sources, out=str(out / "scrape"), labels=labels)
-                result = run_scrape(scrape_cfg)
-            _record_noise_floor(out / "scrape", docs)
+                scrape_cfg = ScrapeJobConfig(sources=sources, out=corpus, labels=labels)
+                # the site's documents come from the generator: the corpus has a known noise floor
+                result = run_scrape(
+                    scrape_cfg, extra_metrics={"noise_floor_rmse": round(noise_floor_rmse(docs), 4)}
+                )
             print(format_summary(result))
             summary["steps"]["scrape"] = result
-        corpus = str(out / "scrape")
         if "tune" in cfg.steps:
-            _banner("2/5 tune: RNN scorer search (Ray Tune + Optuna + ASHA)")
-            args = [
-                "tune",
-                "--config",
-                str(JOBS_DIR / "tune.yaml"),
-                "--data",
-                corpus,
-                "--out",
-                str(out / "tune"),
-            ]
-            _check(seqlab_main([*args, *cfg.tune_overrides]), "tune")
-            summary["steps"]["tune"] = _manifest_metrics(out / "tune" / "best")
+            summary["steps"]["tune"] = _tune(cfg, out, corpus, n)
         if "finetune" in cfg.steps:
-            _banner("3/5 finetune: GPT-2 with Ray Train")
-            args = ["finetune", "--config", str(JOBS_DIR / "finetune.yaml"), "--data", corpus]
-            _check(seqlab_main([*args, "--out", str(out / "finetune"), *cfg.finetune_overrides]), "finetune")
-            summary["steps"]["finetune"] = _manifest_metrics(out / "finetune" / "model")
+            summary["steps"]["finetune"] = _finetune(cfg, out, corpus, n)
         if "generate" in cfg.steps:
-            _banner("4/5 generate and score")
-            summary["steps"]["generate"] = _generate_and_score(out, cfg.prompt)
+            _banner(f"4/{n} generate and score: each prompt, then its continuation")
+            summary["steps"]["generate"] = _generate_and_score(out, cfg)
         if "serve" in cfg.steps:
-            _banner("5/5 serve: both models over HTTP (Ray Serve)")
+            _banner(f"5/{n} serve: both models over HTTP (Ray Serve)")
             summary["steps"]["serve"] = _serve_and_query(out, cfg)
     finally:
         if started_ray:
@@ -127,48 +216,116 @@ def run_demo(cfg: DemoConfig) -> dict:
             ray.shutdown()
     summary["elapsed_s"] = round(time.monotonic() - t0, 1)
     (out / "summary.json").write_text(json.dumps(summary, indent=2, ensure_ascii=False, default=str), "utf-8")
+    _print_artifacts(out)
     return summary
 
 
-def _record_noise_floor(scrape_dir: Path, docs: list) -> None:
-    """The site's documents come from the generator, so the scraped corpus has a known noise floor:
-    record it in the scrape manifest, where the tune report looks for it."""
-    from seqlab.artifacts import MANIFEST, atomic_write_text
-    from seqlab.data.corpus import noise_floor_rmse
+def _tune(cfg: DemoConfig, out: Path, corpus: str, n: int) -> dict:
+    from seqlab.tune.job import run_tune_job
 
-    path = scrape_dir / MANIFEST
-    manifest = json.loads(path.read_text("utf-8"))
-    manifest["metrics"]["noise_floor_rmse"] = noise_floor_rmse(docs)
-    atomic_write_text(path, json.dumps(manifest, indent=2, ensure_ascii=False, default=str))
+    tune_cfg = cfg.tune.model_copy(update={"out": str(out / "tune")}, deep=True)
+    tune_cfg.data.path = corpus
+    space = tune_cfg.search.space
+    _banner(f"2/{n} tune: RNN scorer search (Ray Tune + Optuna + ASHA)")
+    print(
+        f"demo size: {tune_cfg.search.num_samples} trial(s) of up to {tune_cfg.train.max_epochs} epochs over "
+        f"{'/'.join(space.cell)} x hidden {space.hidden} x {space.pooling} pooling. Full size: "
+        + FULL_TUNE.format(out=out),
+        flush=True,
+    )
+    result = run_tune_job(tune_cfg)
+    if result.get("interrupted"):
+        raise RuntimeError(f"the search was interrupted; resume it with: {result['resume']}")
+    best, base = result["best"], result["baselines"]
+    tfidf, mean = base["tfidf_ridge"]["test_rmse"], base["mean"]["test_rmse"]
+    floor = result.get("noise_floor_rmse")
+    verdict = "beats" if best["test_rmse"] < tfidf else "does NOT beat"
+    print(
+        f"scorer {best['architecture']}: test RMSE {best['test_rmse']:.3f} (R² {best['test_r2']:.3f}) "
+        f"{verdict} TF-IDF+ridge {tfidf:.3f}; predicting the mean {mean:.3f}"
+        + (f"; label-noise floor {floor:.3f}" if floor else "")
+    )
+    return {
+        "test_rmse": best["test_rmse"],
+        "tfidf_test_rmse": tfidf,
+        "mean_test_rmse": mean,
+        "noise_floor_rmse": floor,
+        "beats_tfidf": best["test_rmse"] < tfidf,
+        "architecture": best["architecture"],
+        "elapsed_s": result["elapsed_s"],
+    }
 
 
-def _check(rc: int, step: str) -> None:
-    if rc != 0:
-        raise RuntimeError(f"demo step {step!r} failed with exit code {rc}")
+def _finetune(cfg: DemoConfig, out: Path, corpus: str, n: int) -> dict:
+    from seqlab.lm.finetune import run_finetune
+
+    ft = cfg.finetune.model_copy(update={"out": str(out / "finetune")}, deep=True)
+    ft.data.path = corpus
+    m = ft.resolved().model
+    _banner(f"3/{n} finetune: GPT-2 with Ray Train")
+    print(
+        f"demo size: a {m.n_layer}-layer, {m.n_embd}-wide GPT-2 with a {m.vocab_size}-token BPE vocabulary, "
+        f"{ft.train.epochs} epoch(s) from scratch. Full size: " + FULL_FINETUNE.format(out=out),
+        flush=True,
+    )
+    manifest = run_finetune(ft)
+    metrics = manifest["metrics"]
+    trained, untrained = metrics["test_perplexity"], metrics["test_perplexity_untrained"]
+    print(
+        f"generator: test perplexity {trained:.1f} vs {untrained:.1f} untrained "
+        f"({untrained / trained:.1f}x lower), {metrics['steps']} steps, {metrics['tokens_per_s']:.0f} tokens/s"
+    )
+    for strategy, row in metrics.get("decoding", {}).items():
+        print(f"  decoding {strategy:<12} distinct-2 {row['distinct_2']:.2f}  BLEU {row['bleu']:.2f}")
+    return {
+        "test_perplexity": trained,
+        "test_perplexity_untrained": untrained,
+        "ratio": untrained / trained,
+        "decoding": metrics.get("decoding", {}),
+    }
 
 
-def _manifest_metrics(directory: Path) -> dict:
-    from seqlab.artifacts import read_manifest
-
-    return read_manifest(directory).get("metrics", {})
-
-
-def _generate_and_score(out: Path, prompt: str) -> dict:
+def _generate_and_score(out: Path, cfg: DemoConfig) -> dict:
     from seqlab.lm.config import DecodingConfig
+    from seqlab.lm.evaluate import distinct_n
     from seqlab.lm.generator import load_generator
     from seqlab.models import load_scorer
 
     generator = load_generator(out / "finetune" / "model")
-    scorer = load_scorer(out / "tune" / "best")
-    results = {}
-    for strategy in ("greedy", "sample"):
-        opts = DecodingConfig(strategy=strategy, max_new_tokens=30, num_candidates=2, seed=0)
-        texts = [c.text for c in generator.generate(prompt, opts)]
-        scores = scorer.predict(texts)
-        results[strategy] = [{"text": t, "score": round(s, 2)} for t, s in zip(texts, scores, strict=True)]
-        for t, s in zip(texts, scores, strict=True):
-            print(f"[{strategy}] score {s:4.1f} | {t}")
-    return results
+    scorer = load_scorer(str(out / "tune" / "best"))
+    d = cfg.decoding
+    print(
+        f"decoding: {d.strategy}, temperature {d.temperature}, top-k {d.top_k}, top-p {d.top_p}, "
+        f"repetition penalty {d.repetition_penalty}, {d.num_candidates} candidates per prompt"
+    )
+    rows, continuations = [], []
+    for prompt in cfg.prompts:
+        candidates = generator.generate(prompt, DecodingConfig(**d.model_dump()))
+        texts = [c.text for c in candidates]
+        scores = scorer.predict([f"{prompt} {t}" for t in texts])
+        for text, score in zip(texts, scores, strict=True):
+            print(f"[score {score:4.1f}] {prompt} {' '.join(text.split())}")  # one line per continuation
+            rows.append({"prompt": prompt, "text": text, "score": round(score, 2)})
+        continuations.extend(texts)
+    d2 = distinct_n(continuations, 2)
+    print(f"distinct-2 over these continuations: {d2:.2f} (1.0 = no repeated word pair)")
+    return {"continuations": rows, "distinct_2": d2}
+
+
+def _print_artifacts(out: Path) -> None:
+    where = [
+        ("scraped corpus", out / "scrape" / "corpus"),
+        ("scrape failures", out / "scrape" / "failures"),
+        ("best scorer", out / "tune" / "best"),
+        ("search report", out / "tune" / "report" / "report.md"),
+        ("generator", out / "finetune" / "model"),
+        ("generator report", out / "finetune" / "report" / "report.md"),
+        ("run summary", out / "summary.json"),
+    ]
+    print("\nartifacts:")
+    for label, path in where:
+        if path.exists():
+            print(f"  {label:<17} {path}")
 
 
 def _serve_and_query(out: Path, cfg: DemoConfig) -> dict:
@@ -203,11 +360,17 @@ def _serve_and_query(out: Path, cfg: DemoConfig) -> dict:
             ),
             (
                 "/v1/generate",
-                {"prompt": cfg.prompt, "max_new_tokens": 24, "num_candidates": 3, "seed": 0, "rerank": True},
+                {
+                    "prompt": cfg.prompts[0],
+                    "max_new_tokens": 24,
+                    "num_candidates": 3,
+                    "seed": 0,
+                    "rerank": True,
+                },
             ),
             (
                 "/v1/completions",
-                {"model": args.generator_name, "prompt": cfg.prompt, "max_tokens": 24, "seed": 0},
+                {"model": args.generator_name, "prompt": cfg.prompts[0], "max_tokens": 24, "seed": 0},
             ),
         ]
         for route, body in requests:

@@ -151,8 +151,12 @@ def _write_failures(failures: pd.DataFrame, out_dir: Path) -> None:
     tmp.replace(path)
 
 
-def run_scrape(cfg: ScrapeJobConfig) -> dict[str, Any]:
-    """Crawl, then process into ``cfg.out``; returns the summary also stored in ``manifest.json``."""
+def run_scrape(cfg: ScrapeJobConfig, extra_metrics: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Crawl, then process into ``cfg.out``; returns the summary also stored in ``manifest.json``.
+
+    ``extra_metrics`` are recorded with the scrape's own (the demo adds the generator's noise floor, which
+    the tune report compares against).
+    """
     import ray
 
     out_dir = Path(cfg.out)
@@ -201,6 +205,7 @@ def run_scrape(cfg: ScrapeJobConfig) -> dict[str, Any]:
 
     summary = summarize(out_dir, crawl_s=crawl_s, process_s=process_s)
     summary["crawl_shards"] = crawl_results
+    summary.update(extra_metrics or {})
     write_manifest(
         out_dir,
         stage="scrape",

@@ -19,6 +19,7 @@ import contextlib
 import json
 import logging
 import math
+import sys
 import tempfile
 import time
 from dataclasses import dataclass
@@ -159,6 +160,28 @@ def _mean_loss(model: torch.nn.Module, shard: Any, cfg: dict[str, Any], device: 
     return float(nll[0] / nll[1]) if nll[1] > 0 else None
 
 
+def _quiet_report_logs() -> None:
+    """Ray Train V2 logs every report as a raw ``TrainingReport(...)`` dict at INFO, under a logger named
+    after its file; :func:`progress_line` is the readable line, so raise that logger to WARNING."""
+    try:
+        from ray.train.v2._internal.execution import context
+    except ImportError:  # another Ray version: nothing to quiet
+        return
+    logging.getLogger(context.__file__).setLevel(logging.WARNING)
+
+
+def progress_line(metrics: dict[str, Any], total_steps: int, resumed_from: int = 0) -> str:
+    """One readable line per report window: step, epoch, loss, perplexity, tokens/s and ETA."""
+    step, elapsed = metrics["step"], metrics.get("elapsed_s", 0.0)
+    done = max(step - resumed_from, 1)
+    eta = elapsed / done * max(total_steps - step, 0)
+    return (
+        f"step {step}/{total_steps}  epoch {metrics.get('epoch', 0):.2f}  loss {metrics['loss']:.3f}  "
+        f"ppl {metrics.get('perplexity', float('nan')):.1f}  {metrics.get('tokens_per_s', 0):.0f} tokens/s  "
+        f"ETA {int(eta // 60)}m{int(eta % 60):02d}s"
+    )
+
+
 def train_loop_per_worker(config: dict[str, Any]) -> None:
     """One Ray Train worker: build or restore the model, train on its shard, report and checkpoint.
 
@@ -171,6 +194,7 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
     from transformers import get_linear_schedule_with_warmup
 
     torch.set_num_threads(config["torch_threads"])
+    _quiet_report_logs()
     ctx = ray.train.get_context()
     rank, world = ctx.get_world_rank(), ctx.get_world_size()
     device = ray.train.torch.get_device()
@@ -205,6 +229,9 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
 
     def save_and_report(metrics: dict[str, Any], epoch: int, micro: int, with_checkpoint: bool) -> None:
         history.append(metrics)
+        if rank == 0:  # not print(): Train V2 patches it to log *and* echo, which doubles every line
+            sys.stdout.write(progress_line(metrics, total, resumed_from) + "\n")
+            sys.stdout.flush()
         if not with_checkpoint:
             ray.train.report(metrics)
             return

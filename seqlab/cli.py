@@ -26,6 +26,10 @@ VERBS: dict[str, tuple[str, str]] = {
     "score": ("seqlab.models.cli_score", "score texts with a scorer artifact (its own normalization)"),
     "generate": ("seqlab.lm.cli_generate", "generate Arabic text from a trained GPT-2 directory"),
     "serve": ("seqlab.serve.cli", "serve the scorer and the generator over HTTP (Ray Serve)"),
+    "pipeline": (
+        "seqlab.pipeline",
+        "scrape -> tune -> finetune -> deploy, skipping stages that are up to date",
+    ),
     "deploy": (
         "seqlab.serve.cli_deploy",
         "start or update the Serve app on a running Ray cluster, then return",

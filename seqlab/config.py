@@ -48,6 +48,7 @@ JOB_CONFIGS: dict[str, str] = {
     "finetune": "seqlab.lm.config:FinetuneJobConfig",
     "demo": "seqlab.demo:DemoConfig",
     "deploy": "seqlab.serve.config:DeployJobConfig",
+    "pipeline": "seqlab.pipeline:PipelineJobConfig",
 }
 
 

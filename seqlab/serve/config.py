@@ -81,6 +81,13 @@ class BatchOptions(Config):
     batch_wait_timeout_s: float = Field(
         0.005, ge=0, le=10, description="how long a batch waits to fill after its first request"
     )
+    stream_interval_s: float = Field(
+        0.05,
+        ge=0,
+        le=5,
+        description="(generator) send streamed text at most this often: the steps decoded meanwhile go in "
+        "one message (0: every token on its own)",
+    )
 
 
 # Defaults fit a 2-CPU laptop: ingress 0.25 + scorer 0.5 + generator 1 CPU.

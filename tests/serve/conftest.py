@@ -105,6 +105,7 @@ def app_args(artifacts, **overrides) -> dict:
         "ingress": {"num_cpus": 0},
         "scorer_deployment": {"num_cpus": 0},
         "generator_deployment": {"num_cpus": 0},
+        "generator_batch": {"stream_interval_s": 0.0},  # every token its own SSE event: streaming is visible
         "log_requests": False,
     }
     for key, value in overrides.items():

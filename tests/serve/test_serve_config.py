@@ -151,3 +151,29 @@ def test_rayservice_runs_the_same_serve_config():
     ]:
         env = {e["name"]: e.get("value") for e in group["template"]["spec"]["containers"][0]["env"]}
         assert env["RAY_SERVE_HTTP_PROXY_CALLBACK_IMPORT_PATH"] == "seqlab.serve.edge:proxy_middlewares"
+
+
+def test_stream_chunks_merge_steps_per_candidate_and_flush_on_finish():
+    from seqlab.lm.generator import StreamEvent
+    from seqlab.serve.deployments import _next_chunk
+
+    steps = iter(
+        [
+            [[StreamEvent(0, "a"), StreamEvent(1, "x")], []],
+            [[StreamEvent(0, "b")], [StreamEvent(0, "p")]],
+            [[StreamEvent(0, "c", "length", 3)], []],  # request 0's candidate 0 finishes: flush here
+            [[StreamEvent(1, "y", "stop", 2)], [StreamEvent(0, "q", "length", 2)]],
+        ]
+    )
+    first = _next_chunk(steps, 2, interval_s=60)
+    assert [(e.index, e.text, e.finish_reason, e.completion_tokens) for e in first[0]] == [
+        (0, "abc", "length", 3),
+        (1, "x", None, 0),
+    ]
+    assert [(e.index, e.text) for e in first[1]] == [(0, "p")]
+    second = _next_chunk(steps, 2, interval_s=60)
+    assert [(e.text, e.finish_reason) for e in second[0]] == [("y", "stop")]
+    assert [(e.text, e.finish_reason) for e in second[1]] == [("q", "length")]
+    assert _next_chunk(steps, 2, interval_s=60) is None
+    one_by_one = _next_chunk(iter([[[StreamEvent(0, "a")]], [[StreamEvent(0, "b")]]]), 1, interval_s=0)
+    assert [e.text for e in one_by_one[0]] == ["a"]  # interval 0: every step is its own message

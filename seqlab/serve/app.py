@@ -48,6 +48,8 @@ def build_app(args: ServeArgs) -> serve.Application:
             cfg.generator, cfg.device, opts.num_cpus, cfg.generator_batch.model_dump()
         )
     ingress_options = cfg.ingress.serve_options()
+    # Serve's access log: one line per request with its id, status and duration
+    ingress_options["logging_config"] = {"enable_access_log": cfg.log_requests}
     ingress_options["backpressure_config"] = {
         "status_code": cfg.overload_status,
         "retry_after_s": cfg.retry_after_s,

@@ -163,7 +163,10 @@ class ServeArgs(Config):
     )
     overload_status: Literal[503, 429] = Field(503, description="status of an overload answer")
     retry_after_s: float = Field(1.0, ge=0, description="Retry-After sent with overload answers")
-    log_requests: bool = Field(True, description="one log line per request with its id, status and duration")
+    log_requests: bool = Field(
+        True,
+        description="Serve's access log on the ingress: one line per request with its id, status, duration",
+    )
 
     @model_validator(mode="after")
     def _consistent(self) -> ServeArgs:

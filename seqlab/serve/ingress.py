@@ -14,6 +14,7 @@ import os
 import time
 import uuid
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -132,48 +133,76 @@ async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
     return ApiError(500, f"internal error ({type(exc).__name__}); see the server log").response()
 
 
-@api.middleware("http")
-async def _edge(request: Request, call_next):
-    """Request id, auth, body size, access log: everything that runs before a route."""
-    state = request.app.state
-    request_id = request.headers.get("x-request-id") or uuid.uuid4().hex[:16]
-    start = time.perf_counter()
-    response = await _guard(request, state)
-    if response is None:
-        response = await call_next(request)
-    response.headers["x-request-id"] = request_id
-    if getattr(state, "log_requests", True):
-        log.info(
-            "request %s %s %s -> %d in %.1f ms",
-            request_id,
-            request.method,
-            request.url.path,
-            response.status_code,
-            (time.perf_counter() - start) * 1000,
-        )
-    return response
+@dataclass
+class _EdgeSettings:
+    """What the edge middleware checks, set by :class:`Ingress` when its replica starts.
+
+    A module global, set through :func:`configure_edge`.
+    """
+
+    api_key: str | None = None
+    max_body_bytes: int | None = None
 
 
-async def _guard(request: Request, state: Any) -> JSONResponse | None:
-    key = getattr(state, "api_key", None)
-    path, root = request.scope.get("path", ""), request.scope.get("root_path", "")
+EDGE = _EdgeSettings()
+
+
+class EdgeMiddleware:
+    """Auth and body size, before any route: a refused request never reaches the models.
+
+    A plain ASGI middleware (Starlette's ``@app.middleware("http")`` wraps every request in extra tasks
+    and streams, a cost that shows at hundreds of requests per second on a small machine). Request ids
+    and access logs are Serve's own: the proxy answers with ``x-request-id`` and every replica log line,
+    the access line included, carries that id.
+    """
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
+        if scope["type"] == "http":
+            headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope.get("headers", [])}
+            refusal = _guard(scope, headers, EDGE)
+            if refusal is not None:
+                await refusal(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
+
+
+def configure_edge(api_key: str | None, max_body_bytes: int) -> None:
+    """Set what :class:`EdgeMiddleware` checks (called by each ingress replica as it starts).
+
+    A function of this module on purpose: Serve pickles the ingress class by value, globals included, so
+    only a call into the imported module reaches the object the middleware reads.
+    """
+    EDGE.api_key = api_key
+    EDGE.max_body_bytes = max_body_bytes
+
+
+def _guard(scope: dict, headers: dict[str, str], state: _EdgeSettings) -> JSONResponse | None:
+    """The refusal for a request that must not reach a route (no/invalid key, oversized body), or None."""
+    key = state.api_key
+    path, root = scope.get("path", ""), scope.get("root_path", "")
     if root and path.startswith(root):  # the app may live under a route prefix
         path = path[len(root) :]
     if key and path not in OPEN_PATHS:
-        header = request.headers.get("authorization", "")
+        header = headers.get("authorization", "")
         scheme, _, token = header.partition(" ")
         if not header or scheme.lower() != "bearer" or not token:
             return ApiError(401, "missing API key: send 'Authorization: Bearer <key>'").response()
         if not hmac.compare_digest(token.strip().encode(), key.encode()):
             return ApiError(401, "invalid API key").response()
-    limit = getattr(state, "max_body_bytes", None)
-    length = request.headers.get("content-length")
+    limit = state.max_body_bytes
+    length = headers.get("content-length")
     if limit and length is not None:
         if not length.isdigit():
             return ApiError(400, "invalid Content-Length header").response()
         if int(length) > limit:
             return ApiError(413, f"the request body is {int(length)} bytes; the limit is {limit}").response()
     return None
+
+
+api.add_middleware(EdgeMiddleware)
 
 
 def _sse(payload: Any) -> str:
@@ -206,14 +235,13 @@ class Ingress:
         self.generator = generator
         self._cards: dict[str, dict[str, Any]] = {}
         self.created = int(time.time())
-        api.state.api_key = os.environ.get(API_KEY_ENV) or None
-        api.state.max_body_bytes = self.limits.max_body_bytes
-        api.state.log_requests = self.args.log_requests
+        api_key = os.environ.get(API_KEY_ENV) or None
+        configure_edge(api_key, self.limits.max_body_bytes)
         log.info(
             "seqlab ingress ready: scorer=%s generator=%s auth=%s",
             self.args.scorer,
             self.args.generator,
-            "on" if api.state.api_key else "off",
+            "on" if api_key else "off",
         )
 
     # --- helpers ---

@@ -13,6 +13,7 @@ BENCHMARKS: dict[str, str] = {
     "tune": "ASHA+Optuna vs random search without early stopping (trial-epochs to near-best R²)",
     "finetune": "Ray Train GPT-2 loop vs bare transformers loop (tokens/s)",
     "generate": "new tokens/s and time to first token, with vs without KV cache",
+    "serve": "Ray Serve app vs bare FastAPI: /v1/score req/s + p99, streamed completions tokens/s + TTFT",
 }
 
 

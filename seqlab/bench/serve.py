@@ -17,21 +17,24 @@ Two halves (``--only score|completions`` runs one):
   ``max_tokens``; tokens are counted from the stream's ``usage`` (both servers send OpenAI's
   ``stream_options.include_usage`` event).
 
-The load comes from a separate process (``_load_main``: one ``httpx.AsyncClient``, ``c`` workers sharing
-one counter), so the client never shares an interpreter with a server. Each level stops after
-``--requests`` (``--completion-requests``) requests or ``--seconds``, whichever comes first; a warm-up
-round (its own client process) precedes the levels and counts nowhere. Throughput = successful requests
-(or their tokens) / the level's wall time. Only 127.0.0.1 is ever targeted.
+The load comes from a separate process per level (``_load_main``: one ``httpx.AsyncClient``, ``c``
+workers sharing one counter), so the client never shares an interpreter with a server. Each level stops
+after ``--requests`` (``--completion-requests``) requests or ``--seconds``, whichever comes first; a
+warm-up round per server precedes the levels and counts nowhere. Throughput = successful requests (or
+their tokens) / the level's wall time. Only 127.0.0.1 is ever targeted. Both servers of a half run side
+by side and take turns, level by level (bare, then Serve), so a change in the machine's load — this is
+a small shared machine — hits both alike; the load average at start and end is printed.
 
 Server CPU: the CPU time the server side spends during the levels, per request (score) or per token
 (completions): the bare server's process, or Serve's processes split by part (proxy, ingress, model
-replica, controller, the rest of Ray). On a 2-core machine this, not the model, bounds throughput.
+replica, controller, the rest of Ray). On a 2-core machine this, not the model, bounds throughput. Also
+printed: the CPU the idle side used while the other was loaded (Ray's and Serve's background work runs
+during the bare levels and counts against the bare server; an idle uvicorn uses none).
 
 Fairness, explicitly: the bare servers run with 1 torch thread; each Serve model replica reserves
 ``--replica-cpus`` CPUs (default 1) and seqlab sets its torch threads to that; the ingress reserves 0 CPUs
 (Serve's proxy and ingress share what is left with the load client). ``TOKENIZERS_PARALLELISM=false``
-everywhere. The bare servers are measured first, before Ray starts, so they have the machine to
-themselves: any background work of Ray counts against Serve. Neither side logs requests (seqlab's
+everywhere. Neither side logs requests (seqlab's
 ``log_requests`` off, uvicorn's access log off; Ray Serve's own replica logs stay on, as in production).
 The benchmark serves without an API key (``SEQLAB_API_KEY`` is dropped for its Ray).
 
@@ -54,6 +57,7 @@ import functools
 import json
 import math
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -72,7 +76,7 @@ HOST = "127.0.0.1"  # the only address the benchmark binds or targets
 SCORE_LEVELS = "1,8,32,64"  # concurrent clients for /v1/score (the issue's levels)
 COMPLETION_LEVELS = "1,8"  # concurrent clients for /v1/completions
 SCORE_REQUESTS = 400  # requests per /v1/score level: ~6 batches of 64 clients
-COMPLETION_REQUESTS = 24  # requests per /v1/completions level: 3 full batches at concurrency 8
+COMPLETION_REQUESTS = 32  # requests per /v1/completions level: 4 full batches at concurrency 8
 LEVEL_SECONDS = 20.0  # cap per level: a slow server ends a level early instead of the run running long
 TEXTS_PER_REQUEST = 4  # texts per /v1/score body
 TEXT_CHARS = (300, 800)  # length range of the texts to score (realistic paragraphs)
@@ -81,7 +85,10 @@ MAX_TOKENS = 64  # new tokens per completion
 RAY_CPUS = 2  # the local Ray's CPUs (the 2-core target machine)
 REPLICA_CPUS = 1.0  # CPUs reserved per model replica = its torch threads (the bare servers use 1 thread)
 SCORER_BATCH = 128  # texts per scorer batch: 32 requests of 4 texts
-SCORER_WAIT_S = 0.005  # how long a scorer batch waits to fill
+# How long a scorer batch waits to fill. 30 and 60 ms were tried too: no change beyond the run-to-run noise
+# at concurrency 32 here (the proxy and the ingress, not the batch, bound throughput), and 5 ms keeps the
+# latency at concurrency 1 low.
+SCORER_WAIT_S = 0.005
 GENERATOR_BATCH = 8  # generation rows decoded together: all 8 clients of the top level
 # How long a generator batch waits to fill. A request that misses a batch waits for all of its steps, and
 # the 8 clients of a level come back from a batch spread over tens of ms on a busy 2-core machine: at
@@ -336,11 +343,26 @@ def _bare_completions_app(path: str) -> Any:
     return app
 
 
+def _exit_with_parent() -> None:
+    """End this process once the benchmark's process is gone (killed, say), so a server never lingers."""
+    import threading
+
+    parent = os.getppid()
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(1.0)
+        os._exit(0)
+
+    threading.Thread(target=watch, daemon=True).start()
+
+
 def _bare_main() -> None:
     """Subprocess entry: ``argv[1]`` is ``{"kind": "score"|"completions", "artifact", "port"}``."""
     import torch
     import uvicorn
 
+    _exit_with_parent()
     spec = json.loads(sys.argv[1])
     torch.set_num_threads(1)  # the Serve replicas get REPLICA_CPUS threads (1 by default)
     app = (_bare_score_app if spec["kind"] == "score" else _bare_completions_app)(spec["artifact"])
@@ -544,30 +566,30 @@ def rss_mb(pid: int) -> float:
 SERVE_PARTS = ("ProxyActor", "Ingress", "Scorer", "Generator", "ServeController")
 
 
-def server_processes(bare_pid: int | None = None) -> dict[int, tuple[str, Any]]:
-    """``pid -> (part, psutil.Process)`` of the server side: the bare server, or this process's Ray.
+def ray_processes(exclude: set[int]) -> dict[int, tuple[str, Any]]:
+    """``pid -> (part, psutil.Process)`` of the Ray this process started, named by Serve part.
 
-    Ray's processes are named by Serve part (``ProxyActor``, ``Ingress``...); the rest of Ray (raylet,
-    GCS, idle workers) is ``other Ray``. Only this process's descendants count: another Ray on the machine
-    (a test session's) may run Serve replicas too. Taken before the load generator starts, so the load
-    generator is not among them.
+    Parts: ``ProxyActor``, ``Ingress``, ``Scorer``/``Generator``, ``ServeController``; the rest of Ray
+    (raylet, GCS, idle workers) is ``other Ray``. Only this process's descendants count (another Ray on the
+    machine, a test session's, may run Serve replicas too), less ``exclude`` (the bare servers). Taken
+    while no load generator runs, so none is among them.
     """
     psutil = _psutil()
-    if bare_pid is not None:
-        return {bare_pid: ("server", psutil.Process(bare_pid))}
     found = {}
     for proc in psutil.Process().children(recursive=True):
+        if proc.pid in exclude:
+            continue
         with contextlib.suppress(psutil.Error):
             title = " ".join(proc.cmdline())
             found[proc.pid] = (next((p for p in SERVE_PARTS if p in title), "other Ray"), proc)
     return found
 
 
-def serve_rss_mb() -> dict[str, float]:
-    """RSS (MB) of this process's Serve proxy and replicas, by part (``Scorer``, ``Ingress``...)."""
+def serve_rss_mb(procs: dict[int, tuple[str, Any]]) -> dict[str, float]:
+    """RSS (MB) of the Serve proxy and replicas among ``procs``, by part (``Scorer``, ``Ingress``...)."""
     psutil = _psutil()
     found = {}
-    for part, proc in server_processes().values():
+    for part, proc in procs.values():
         if part in SERVE_PARTS and part != "ServeController":
             with contextlib.suppress(psutil.Error):
                 found[part] = proc.memory_info().rss / 2**20
@@ -580,19 +602,19 @@ def _cpu_seconds(proc: Any) -> float:
 
 
 @contextlib.contextmanager
-def cpu_meter(procs: dict[int, tuple[str, Any]]) -> Iterator[dict[str, float]]:
-    """CPU seconds each part of ``procs`` spends inside the block (filled in on exit)."""
+def cpu_meter(procs: dict[int, tuple[str, Any]]) -> Iterator[dict[int, float]]:
+    """CPU seconds each process of ``procs`` spends inside the block, by PID (filled in on exit)."""
     psutil = _psutil()
     before = {}
     for pid, (_, proc) in procs.items():
         with contextlib.suppress(psutil.Error):
             before[pid] = _cpu_seconds(proc)
-    spent: dict[str, float] = {}
+    spent: dict[int, float] = {}
     yield spent
-    for pid, (part, proc) in procs.items():
+    for pid, (_, proc) in procs.items():
         with contextlib.suppress(psutil.Error):
             if pid in before:
-                spent[part] = spent.get(part, 0.0) + _cpu_seconds(proc) - before[pid]
+                spent[pid] = _cpu_seconds(proc) - before[pid]
 
 
 def serve_args(args: argparse.Namespace, scorer: str | None = None, generator: str | None = None) -> Any:
@@ -714,6 +736,11 @@ def print_cpu(results: dict[str, dict[str, Any]], unit: str) -> None:
         split = ", ".join(f"{part} {ms:.1f}" for part, ms in sorted(cpu.items(), key=lambda kv: -kv[1]))
         parts.append(f"{name} {sum(cpu.values()):.1f} ms" + (f" ({split})" if len(cpu) > 1 else ""))
     print(f"server CPU per {unit} (all levels): " + "; ".join(parts))
+    print(
+        "idle background while the other server was loaded: Ray and Serve "
+        f"{100 * results['bare FastAPI']['background_share']:.0f}% of a core during the bare levels, "
+        f"the bare server {100 * results['seqlab Serve']['background_share']:.0f}% during the Serve levels"
+    )
 
 
 def print_score(results: dict[str, dict[str, Any]], levels: list[int]) -> None:
@@ -798,52 +825,97 @@ ROLES = {"score": "scorer", "completions": "generator"}  # benchmark half -> the
 SERVERS = ("bare FastAPI", "seqlab Serve")
 
 
-def _plan(args: argparse.Namespace, root: Path, halves: list[str]) -> dict[str, dict[str, Any]]:
-    """Per half: the artifact, the request bodies, the levels and the requests per level."""
+def _plan(args: argparse.Namespace, root: Path, levels: dict[str, list[int]]) -> dict[str, dict[str, Any]]:
+    """Per half (the keys of ``levels``): the artifact, the request bodies, the levels, requests per level."""
     plans = {}
-    if "score" in halves:
+    if "score" in levels:
         plans["score"] = {
             "artifact": args.scorer or str(make_scorer(root / "scorer")),
             "bodies": score_bodies(max(64, min(args.requests, 256))),
-            "levels": _levels(args.concurrency, "--concurrency"),
+            "levels": levels["score"],
             "requests": args.requests,
         }
-    if "completions" in halves:
+    if "completions" in levels:
         plans["completions"] = {
             "artifact": args.generator or str(make_generator(root / "generator")),
             "bodies": completion_bodies(64, args.max_tokens),
-            "levels": _levels(args.completion_concurrency, "--completion-concurrency"),
+            "levels": levels["completions"],
             "requests": args.completion_requests,
         }
     return plans
 
 
 def _measure(
-    url: str, half: str, plan: dict[str, Any], seconds: float, name: str, procs: dict[int, tuple[str, Any]]
-) -> dict[str, Any]:
-    """Per-level rows, and the server side's CPU ms per unit of work (a request, or a token) by part.
+    half: str,
+    plan: dict[str, Any],
+    seconds: float,
+    targets: dict[str, tuple[str, dict[int, tuple[str, Any]]]],
+) -> dict[str, dict[str, Any]]:
+    """Load every target (``name -> (url, its processes)``) level by level, the targets in turn.
 
-    A warm-up round (its own client process; not counted anywhere) goes first: first-request costs such
-    as lazy imports and connection set-up stay out of the figures.
+    Each target first gets a warm-up round (not counted anywhere: lazy imports, connection set-up). Then,
+    at each level, each target in turn: a drift in the machine's load hits both alike. Per target: the
+    level rows, its CPU ms per unit of work (a request, or a token) by part, and the CPU share of a core
+    the *other* targets' processes used while it was loaded (their idle background).
     """
-    _progress(f"loading {name} ({half}) at {url}")
+    everyone = {pid: proc for _, procs in targets.values() for pid, proc in procs.items()}
     warm = min(8, max(plan["levels"]))
-    run_load(url, half, plan["bodies"], [warm], warm * (4 if half == "score" else 1), seconds)
-    with cpu_meter(procs) as spent:
-        raw = run_load(url, half, plan["bodies"], plan["levels"], plan["requests"], seconds)
-    _report_errors(f"{name} {half}", raw)
-    units = sum(len(r["latency"]) if half == "score" else r["items"] for r in raw)
+    for name, (url, _) in targets.items():
+        _progress(f"{half}: warming up {name} at {url}")
+        run_load(url, half, plan["bodies"], [warm], warm * (4 if half == "score" else 1), seconds)
+    out = {name: {"rows": [], "cpu_s": {}, "units": 0, "wall": 0.0, "background_s": 0.0} for name in targets}
+    for concurrency in plan["levels"]:
+        for name, (url, procs) in targets.items():
+            _progress(f"{half}: {name} at concurrency {concurrency}")
+            with cpu_meter(everyone) as spent:
+                [level] = run_load(url, half, plan["bodies"], [concurrency], plan["requests"], seconds)
+            _report_errors(f"{name} {half}", [level])
+            acc = out[name]
+            acc["rows"].append(summarize(level))
+            acc["units"] += len(level["latency"]) if half == "score" else level["items"]
+            acc["wall"] += level["wall"]
+            for pid, (part, _) in everyone.items():
+                if pid in procs:
+                    acc["cpu_s"][part] = acc["cpu_s"].get(part, 0.0) + spent.get(pid, 0.0)
+                else:
+                    acc["background_s"] += spent.get(pid, 0.0)
     return {
-        "rows": [summarize(level) for level in raw],
-        "cpu_ms": {part: 1000 * sec / max(units, 1) for part, sec in spent.items()},
+        name: {
+            "rows": acc["rows"],
+            "cpu_ms": {part: 1000 * sec / max(acc["units"], 1) for part, sec in acc["cpu_s"].items()},
+            "background_share": acc["background_s"] / max(acc["wall"], 1e-9),
+        }
+        for name, acc in out.items()
     }
+
+
+@contextlib.contextmanager
+def _sigterm_as_interrupt() -> Iterator[None]:
+    """SIGTERM raises KeyboardInterrupt, so the same clean-up runs as on Ctrl-C (servers, Serve, Ray).
+
+    Once Ray is up, its own handler in this process takes SIGTERM and ends it at once; Ray then stops its
+    processes itself, and the bare servers exit when they see their parent gone (``_exit_with_parent``).
+    """
+
+    def interrupt(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def run(args: argparse.Namespace) -> int:
     for flag in ("requests", "completion_requests", "max_tokens", "seconds"):
         if getattr(args, flag) <= 0:
             raise SystemExit(f"--{flag.replace('_', '-')} must be > 0")
-    halves = [args.only] if args.only else ["score", "completions"]
+    levels = {
+        "score": _levels(args.concurrency, "--concurrency"),
+        "completions": _levels(args.completion_concurrency, "--completion-concurrency"),
+    }
+    halves = [args.only] if args.only else list(levels)
     os.environ["TOKENIZERS_PARALLELISM"] = "false"  # one tokenizer thread in every process, both sides
     os.environ.pop("SEQLAB_API_KEY", None)  # the benchmark's app serves without auth
     load_start = os.getloadavg()
@@ -851,28 +923,26 @@ def run(args: argparse.Namespace) -> int:
     memory: dict[str, dict[str, float]] = {"bare FastAPI": {}}
     about: dict[str, str] = {}
 
-    with tempfile.TemporaryDirectory(prefix="seqlab-bench-serve-") as tmp:
+    with _sigterm_as_interrupt(), tempfile.TemporaryDirectory(prefix="seqlab-bench-serve-") as tmp:
         root = Path(tmp)
         _progress("building the models and the request bodies")
-        plans = _plan(args, root, halves)
-        # 1. the bare baselines, one at a time, before Ray starts
-        with bare_servers({half: plan["artifact"] for half, plan in plans.items()}, root) as servers:
-            for half, plan in plans.items():
-                url, pid, about[half] = servers[half]
-                procs = server_processes(pid)
-                results[half]["bare FastAPI"] = _measure(url, half, plan, args.seconds, "bare FastAPI", procs)
-                memory["bare FastAPI"][f"{half} server"] = rss_mb(pid)
-        # 2. the Serve app with one model at a time, on one local Ray
-        _progress("starting a local Ray")
-        with local_ray(), serve_instance() as http:
-            for half, plan in plans.items():
+        plans = _plan(args, root, {half: levels[half] for half in halves})
+        bare_models = {half: plan["artifact"] for half, plan in plans.items()}
+        with bare_servers(bare_models, root) as bare, local_ray(), serve_instance() as http:
+            bare_pids = {pid for _, pid, _ in bare.values()}
+            psutil = _psutil()
+            for half, plan in plans.items():  # the Serve app serves one model at a time
+                url, pid, about[half] = bare[half]
                 cfg = serve_args(args, **{ROLES[half]: plan["artifact"]})
-                with serve_app(cfg, http) as url:
-                    procs = server_processes()
-                    results[half]["seqlab Serve"] = _measure(
-                        url, half, plan, args.seconds, "seqlab Serve", procs
-                    )
-                    memory[f"Serve {ROLES[half]} app"] = serve_rss_mb()
+                with serve_app(cfg, http) as serve_url:
+                    serve_procs = ray_processes(exclude=bare_pids)
+                    targets = {
+                        "bare FastAPI": (url, {pid: ("server", psutil.Process(pid))}),
+                        "seqlab Serve": (serve_url, serve_procs),
+                    }
+                    results[half] = _measure(half, plan, args.seconds, targets)
+                    memory["bare FastAPI"][f"{half} server"] = rss_mb(pid)
+                    memory[f"Serve {ROLES[half]} app"] = serve_rss_mb(serve_procs)
         _progress("done; Serve and Ray are shut down")
 
     models = "; ".join(f"{ROLES[h]}: {about[h]}" for h in halves)
@@ -888,9 +958,9 @@ def run(args: argparse.Namespace) -> int:
         f"{args.completion_requests} completion requests or {args.seconds:g} s"
     )
     if "score" in results:
-        print_score(results["score"], plans["score"]["levels"])
+        print_score(results["score"], levels["score"])
     if "completions" in results:
-        print_completions(results["completions"], plans["completions"]["levels"], args.max_tokens)
+        print_completions(results["completions"], levels["completions"], args.max_tokens)
     print(
         "\nmemory (RSS after load): "
         + "; ".join(

@@ -15,15 +15,15 @@ from __future__ import annotations
 import logging
 import tempfile
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import torch
 
 from seqlab import artifacts
 from seqlab.lm.config import DecodingConfig
 from seqlab.lm.generate import TextDelta, context_limit, iter_batch_token_ids, prompt_ids
+from seqlab.lm.requests import Candidate, FinishReason, GenerationRequest, StreamEvent
 
 __all__ = [
     "Candidate",
@@ -35,38 +35,6 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
-
-FinishReason = Literal["stop", "length"]
-
-
-@dataclass(frozen=True)
-class GenerationRequest:
-    """One prompt to continue: its decoding config and optional stop strings (OpenAI's ``stop``)."""
-
-    prompt: str
-    config: DecodingConfig = field(default_factory=DecodingConfig)
-    stop: tuple[str, ...] = ()
-
-
-@dataclass
-class Candidate:
-    """One finished continuation."""
-
-    text: str
-    finish_reason: FinishReason
-    completion_tokens: int
-    prompt_tokens: int
-    prompt_truncated: bool = False
-
-
-@dataclass
-class StreamEvent:
-    """What one candidate produced in one step: new text, and its finish reason once it has ended."""
-
-    index: int
-    text: str
-    finish_reason: FinishReason | None = None
-    completion_tokens: int = 0  # set on the finishing event: tokens this candidate generated
 
 
 class Generator:

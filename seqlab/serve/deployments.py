@@ -124,7 +124,7 @@ def _next_chunk(
 
 
 def _join(first: Any, second: Any) -> Any:
-    from seqlab.lm.generator import StreamEvent
+    from seqlab.lm.requests import StreamEvent
 
     return StreamEvent(
         first.index,

@@ -326,7 +326,7 @@ class Ingress:
         return n_tokens, truncated
 
     def _request(self, prompt: str, params: DecodingParams, stop: list[str] | None = None):
-        from seqlab.lm.generator import GenerationRequest
+        from seqlab.lm.requests import GenerationRequest
 
         decoding = {name: getattr(params, name) for name in DecodingParams.model_fields}
         return GenerationRequest(prompt, DecodingConfig(**decoding), tuple(stop or ()))

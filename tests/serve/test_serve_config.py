@@ -177,3 +177,21 @@ def test_stream_chunks_merge_steps_per_candidate_and_flush_on_finish():
     assert _next_chunk(steps, 2, interval_s=60) is None
     one_by_one = _next_chunk(iter([[[StreamEvent(0, "a")]], [[StreamEvent(0, "b")]]]), 1, interval_s=0)
     assert [e.text for e in one_by_one[0]] == ["a"]  # interval 0: every step is its own message
+
+
+def test_the_ingress_never_imports_torch():
+    """The ingress builds GenerationRequests and unpickles StreamEvents; neither may pull in torch
+    (a 3 s import that would stall the first generation request and add ~170 MB per ingress replica)."""
+    import subprocess
+    import sys
+
+    code = (
+        "import pickle, sys\n"
+        "import seqlab.serve.ingress\n"
+        "from seqlab.lm.requests import GenerationRequest, StreamEvent\n"
+        "pickle.loads(pickle.dumps([GenerationRequest('x'), StreamEvent(0, 'y', 'stop', 1)]))\n"
+        "print('torch' in sys.modules)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "False"

@@ -40,7 +40,7 @@ def pick_device(requested: str) -> str:
     return "cpu"
 
 
-def _prepare_replica(num_cpus: float, batched: Any, batch: dict[str, Any]) -> None:
+def _prepare_replica(num_cpus: float, batched: Any, batch: dict[str, Any]) -> BatchOptions:
     """Torch threads = the replica's CPUs; the ``@serve.batch`` method's size and wait from config."""
     import torch
 
@@ -48,6 +48,7 @@ def _prepare_replica(num_cpus: float, batched: Any, batch: dict[str, Any]) -> No
     opts = BatchOptions.model_validate(batch)
     batched.set_max_batch_size(opts.max_batch_size)
     batched.set_batch_wait_timeout_s(opts.batch_wait_timeout_s)
+    return opts
 
 
 @serve.deployment(name="Scorer")
@@ -141,8 +142,7 @@ class GeneratorDeployment:
     def __init__(self, path: str, device: str, num_cpus: float, batch: dict[str, Any]) -> None:
         from seqlab.lm.generator import load_generator
 
-        _prepare_replica(num_cpus, self._decode_batch, batch)
-        self.stream_interval_s = BatchOptions.model_validate(batch).stream_interval_s
+        self.stream_interval_s = _prepare_replica(num_cpus, self._decode_batch, batch).stream_interval_s
         self.device = pick_device(device)
         self.generator = load_generator(path, device=self.device)
         self.path = path

@@ -255,30 +255,37 @@ class Ingress:
 
     async def _call(self, coro_factory, what: str) -> Any:
         """Await a handle call under the app's deadline, mapping Serve's failures to clear answers."""
-        from ray.exceptions import RayActorError
-        from ray.serve.exceptions import BackPressureError, DeploymentUnavailableError
-
         try:
             return await asyncio.wait_for(coro_factory(), timeout=self.limits.request_timeout_s)
         except asyncio.TimeoutError:
             raise ApiError(408, f"{what} did not finish within {self.limits.request_timeout_s:g} s") from None
-        except BackPressureError:
-            raise ApiError(
-                self.args.overload_status,
-                f"the {what} is overloaded; retry later",
-                retry_after=self.args.retry_after_s,
-            ) from None
-        except (RayActorError, DeploymentUnavailableError):
-            raise ApiError(
-                503,
-                f"the {what} replica is unavailable (restarting); retry",
-                retry_after=self.args.retry_after_s,
-            ) from None
         except ApiError:
             raise
         except Exception as exc:
+            mapped = self._serve_failure(exc, what)
+            if mapped is not None:
+                raise mapped from None
             log.exception("%s failed", what)
             raise ApiError(500, f"the {what} failed ({type(exc).__name__}); see the server log") from None
+
+    def _serve_failure(self, exc: Exception, what: str) -> ApiError | None:
+        """The answer for Serve's own failures: overload -> 503/429, a lost replica -> 503 (else None)."""
+        from ray.exceptions import RayActorError
+        from ray.serve.exceptions import BackPressureError, DeploymentUnavailableError
+
+        if isinstance(exc, BackPressureError):
+            return ApiError(
+                self.args.overload_status,
+                f"the {what} is overloaded; retry later",
+                retry_after=self.args.retry_after_s,
+            )
+        if isinstance(exc, (RayActorError, DeploymentUnavailableError)):
+            return ApiError(
+                503,
+                f"the {what} replica is unavailable (restarting); retry",
+                retry_after=self.args.retry_after_s,
+            )
+        return None
 
     def _check_decoding(self, params: DecodingParams, new_tokens_field: str, candidates_field: str) -> None:
         if params.max_new_tokens > self.limits.max_new_tokens:
@@ -477,9 +484,6 @@ class Ingress:
 
     async def _deadline(self, events: AsyncIterator[Any]) -> AsyncIterator[Any]:
         """Pass events through until the app's deadline; then raise a 408 :class:`ApiError`."""
-        from ray.exceptions import RayActorError
-        from ray.serve.exceptions import BackPressureError, DeploymentUnavailableError
-
         deadline = time.monotonic() + self.limits.request_timeout_s
         iterator = events.__aiter__()
         while True:
@@ -492,12 +496,11 @@ class Ingress:
                 raise ApiError(
                     408, f"generation did not finish within {self.limits.request_timeout_s:g} s"
                 ) from None
-            except BackPressureError:
-                raise ApiError(
-                    self.args.overload_status, "the generator is overloaded; retry later"
-                ) from None
-            except (RayActorError, DeploymentUnavailableError):
-                raise ApiError(503, "the generator replica is unavailable (restarting); retry") from None
+            except Exception as exc:
+                mapped = self._serve_failure(exc, "generator")
+                if mapped is None:
+                    raise
+                raise mapped from None
             yield item
 
     @api.post(

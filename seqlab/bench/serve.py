@@ -90,10 +90,10 @@ SCORER_BATCH = 128  # texts per scorer batch: 32 requests of 4 texts
 # latency at concurrency 1 low.
 SCORER_WAIT_S = 0.005
 GENERATOR_BATCH = 8  # generation rows decoded together: all 8 clients of the top level
-# How long a generator batch waits to fill. A request that misses a batch waits for all of its steps, and
-# the 8 clients of a level come back from a batch spread over tens of ms on a busy 2-core machine: at
-# 20 ms batches split (~110 tokens/s at concurrency 8 here), at 100 ms they fill (~200-250 tokens/s).
-GENERATOR_WAIT_S = 0.1
+# How long an idle generator replica waits before it starts decoding. With continuous batching a request
+# that arrives mid-flight joins at the next step, so there is nothing to wait for (with static batches,
+# 100 ms were needed here for the 8 clients' requests to land in one batch, at 200 ms of TTFT).
+GENERATOR_WAIT_S = 0.0
 HTTP_TIMEOUT_S = 120.0  # Serve's proxy request timeout and the client's
 SCORE_GOAL = 1.5  # Serve / bare requests/s at concurrency 32, with p99 no worse
 COMPLETION_GOAL = 3.0  # Serve / bare aggregate tokens/s at concurrency 8
@@ -119,7 +119,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--scorer-wait", type=float, default=SCORER_WAIT_S, help="scorer batch wait (s)")
     parser.add_argument("--generator-batch", type=int, default=GENERATOR_BATCH, help="rows per decode batch")
     parser.add_argument(
-        "--generator-wait", type=float, default=GENERATOR_WAIT_S, help="generator batch wait (s)"
+        "--generator-wait", type=float, default=GENERATOR_WAIT_S, help="idle generator wait before decoding (s)"
+    )
+    parser.add_argument(
+        "--stream-interval",
+        type=float,
+        default=None,
+        help="seconds of decoding merged into one streamed message (default: the app's)",
     )
 
 
@@ -634,6 +640,7 @@ def serve_args(args: argparse.Namespace, scorer: str | None = None, generator: s
             "generator_batch": {
                 "max_batch_size": args.generator_batch,
                 "batch_wait_timeout_s": args.generator_wait,
+                **({} if args.stream_interval is None else {"stream_interval_s": args.stream_interval}),
             },
             "log_requests": False,
         }

@@ -22,11 +22,12 @@ import torch
 
 from seqlab import artifacts
 from seqlab.lm.config import DecodingConfig
-from seqlab.lm.generate import TextDelta, context_limit, iter_batch_token_ids, prompt_ids
+from seqlab.lm.generate import RunningBatch, TextDelta, context_limit, prompt_ids
 from seqlab.lm.requests import Candidate, FinishReason, GenerationRequest, StreamEvent
 
 __all__ = [
     "Candidate",
+    "DecodeSession",
     "GenerationRequest",
     "Generator",
     "StreamEvent",
@@ -131,50 +132,18 @@ class Generator:
     def _stream(
         self, requests: Sequence[GenerationRequest], encoded: list[tuple[list[int], bool]]
     ) -> Iterator[list[list[StreamEvent]]]:
-        if not requests:
-            return
-        eos = self.tokenizer.eos_token_id
-        configs = [r.config for r in requests]
-        deltas = [
-            [TextDelta(self.tokenizer, r.stop) for _ in range(r.config.num_candidates)] for r in requests
-        ]
-        done = [[False] * r.config.num_candidates for r in requests]
-        counts = [[0] * r.config.num_candidates for r in requests]
-        rows = [(i, c) for i, r in enumerate(requests) for c in range(r.config.num_candidates)]
-        steps = iter_batch_token_ids(self.model, [ids for ids, _ in encoded], configs, eos)
-        for step, chosen in enumerate(steps):
+        session = self.session()
+        for i, (request, (ids, _)) in enumerate(zip(requests, encoded, strict=True)):
+            session.add(i, request, ids)
+        while len(session):
             out: list[list[StreamEvent]] = [[] for _ in requests]
-            for row, token in enumerate(chosen.tolist()):
-                i, c = rows[row]
-                if done[i][c]:
-                    continue
-                cfg, delta = configs[i], deltas[i][c]
-                reason: FinishReason | None = None
-                if eos is not None and cfg.stop_at_eos and token == eos:
-                    reason = "stop"
-                else:
-                    counts[i][c] += 1
-                    piece = delta.push(token)
-                    if delta.stopped:
-                        reason = "stop"
-                    elif step + 1 >= cfg.max_new_tokens:
-                        reason = "length"
-                    if piece or reason:
-                        out[i].append(StreamEvent(c, piece))
-                if reason is not None:
-                    done[i][c] = True
-                    out[i].append(StreamEvent(c, delta.finish(), reason, counts[i][c]))
+            for i, events in session.step():
+                out[i] = events
             yield out
-            if all(all(d) for d in done):
-                return
-        # The loop ended with candidates still open (only when end-of-text is unknown): close them.
-        closing: list[list[StreamEvent]] = [[] for _ in requests]
-        for i, flags in enumerate(done):
-            for c, flag in enumerate(flags):
-                if not flag:
-                    closing[i].append(StreamEvent(c, deltas[i][c].finish(), "length", counts[i][c]))
-        if any(closing):
-            yield closing
+
+    def session(self) -> DecodeSession:
+        """A continuous-batching session: requests join and leave between decoding steps (Serve uses it)."""
+        return DecodeSession(self)
 
     def describe(self) -> dict[str, Any]:
         """Metadata for ``/v1/models`` and logs: size, context, where it came from, its metrics."""
@@ -241,3 +210,99 @@ def load_generator(path: str | Path, device: str | None = None) -> Generator:
     except FileNotFoundError:
         manifest = {}
     return Generator(model, tokenizer, manifest, path)
+
+
+class _Text:
+    """One candidate's text so far: its detokenizer, token count and whether it has finished."""
+
+    def __init__(self, tokenizer: Any, stop: Sequence[str]) -> None:
+        self.delta = TextDelta(tokenizer, stop)
+        self.tokens = 0
+        self.done = False
+
+
+class DecodeSession:
+    """Requests decoding together, joining and leaving between steps: text events in, per request.
+
+    Wraps :class:`seqlab.lm.generate.RunningBatch` with what turns token ids into text: a detokenizer
+    per candidate (stop strings, UTF-8 held back until complete) and the finish reasons. Not thread
+    safe: one thread calls every method (the Serve replica's decoding thread).
+    """
+
+    def __init__(self, generator: Generator) -> None:
+        tok = generator.tokenizer
+        self.tokenizer = tok
+        self.eos = tok.eos_token_id
+        self.batch = RunningBatch(generator.model, self.eos, tok.pad_token_id)
+        self.generator = generator
+        self.texts: dict[Any, list[_Text]] = {}
+        self.configs: dict[Any, DecodingConfig] = {}
+
+    def __len__(self) -> int:
+        return len(self.batch)
+
+    @property
+    def rows(self) -> int:
+        return self.batch.rows
+
+    def accepts(self) -> bool:
+        return self.batch.accepts()
+
+    def add(self, key: Any, request: GenerationRequest, ids: list[int] | None = None) -> None:
+        """Queue ``request`` under ``key`` (its prompt encoded and fitted unless ``ids`` is given).
+
+        Raises:
+            ValueError: ``max_new_tokens`` leaves no room for a prompt in the context.
+        """
+        if key in self.texts:
+            raise ValueError(f"request key {key!r} is already decoding")
+        if ids is None:
+            ids, _ = self.generator.encode(request.prompt, request.config.max_new_tokens)
+        n = request.config.num_candidates
+        tensor = torch.tensor([ids], dtype=torch.long)  # (1, T)
+        self.batch.add(key, tensor, request.config)
+        self.texts[key] = [_Text(self.tokenizer, request.stop) for _ in range(n)]
+        self.configs[key] = request.config
+
+    def cancel(self, key: Any) -> None:
+        """Forget ``key`` (its client went away); unknown keys are ignored."""
+        self.batch.cancel(key)
+        self.texts.pop(key, None)
+        self.configs.pop(key, None)
+
+    def step(self) -> list[tuple[Any, list[StreamEvent]]]:
+        """One decoding step: ``(key, events)`` per request that was decoding (events may be empty).
+
+        Each candidate gets exactly one event with a ``finish_reason`` (``"stop"``: end-of-text or a stop
+        string; ``"length"``: ``max_new_tokens`` reached); a request leaves after its last candidate's.
+        """
+        out = []
+        for key, tokens in self.batch.step():
+            texts, cfg = self.texts.get(key), self.configs.get(key)
+            if texts is None or cfg is None:
+                continue
+            events: list[StreamEvent] = []
+            for c, token in enumerate(tokens.tolist()):
+                text = texts[c]
+                if text.done:
+                    continue
+                reason: FinishReason | None = None
+                if self.eos is not None and cfg.stop_at_eos and token == self.eos:
+                    reason = "stop"
+                else:
+                    text.tokens += 1
+                    piece = text.delta.push(token)
+                    if text.delta.stopped:
+                        reason = "stop"
+                    elif text.tokens >= cfg.max_new_tokens:
+                        reason = "length"
+                    if piece or reason:
+                        events.append(StreamEvent(c, piece))
+                if reason is not None:
+                    text.done = True
+                    events.append(StreamEvent(c, text.delta.finish(), reason, text.tokens))
+            if all(t.done for t in texts):
+                self.batch.cancel(key)  # a stop string can end a request before the model would
+                del self.texts[key], self.configs[key]
+            out.append((key, events))
+        return out

@@ -12,7 +12,7 @@ from typing import Literal
 
 from seqlab.lm.config import DecodingConfig
 
-__all__ = ["Candidate", "FinishReason", "GenerationRequest", "StreamEvent"]
+__all__ = ["Candidate", "FinishReason", "GenerationRequest", "PromptFit", "StreamEvent"]
 
 FinishReason = Literal["stop", "length"]
 
@@ -45,3 +45,11 @@ class StreamEvent:
     text: str
     finish_reason: FinishReason | None = None
     completion_tokens: int = 0  # set on the finishing event: tokens this candidate generated
+
+
+@dataclass(frozen=True)
+class PromptFit:
+    """How a prompt fits the model's context: the first item of a generator deployment's stream."""
+
+    tokens: int  # prompt tokens the model sees
+    truncated: bool  # whether the prompt's start was cut to make room for max_new_tokens

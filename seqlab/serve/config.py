@@ -75,11 +75,15 @@ class DeploymentOptions(Config):
 
 
 class BatchOptions(Config):
-    """Dynamic batching across requests (``@serve.batch``)."""
+    """Batching across requests: dynamic for the scorer (``@serve.batch``), continuous for the generator."""
 
     max_batch_size: int = Field(64, ge=1, description="most items (texts, or generation rows) in one batch")
     batch_wait_timeout_s: float = Field(
-        0.005, ge=0, le=10, description="how long a batch waits to fill after its first request"
+        0.005,
+        ge=0,
+        le=10,
+        description="scorer: how long a batch waits to fill after its first request; generator: how long an "
+        "idle replica waits for simultaneous arrivals before it starts (later ones join between steps)",
     )
     stream_interval_s: float = Field(
         0.05,
@@ -158,7 +162,7 @@ class ServeArgs(Config):
         default_factory=BatchOptions, description="texts batched per forward pass"
     )
     generator_batch: BatchOptions = Field(
-        default_factory=lambda: BatchOptions(max_batch_size=8, batch_wait_timeout_s=0.02),
+        default_factory=lambda: BatchOptions(max_batch_size=8, batch_wait_timeout_s=0.0),
         description="generation rows (requests x candidates) decoded together per step",
     )
     overload_status: Literal[503, 429] = Field(503, description="status of an overload answer")

@@ -309,10 +309,7 @@ class Ingress:
                 field,
             )
 
-    async def _fit_prompt(
-        self, prompt: str, max_new_tokens: int, field: str, tokens_field: str
-    ) -> tuple[int, bool]:
-        generator = self._need("generator")
+    async def _check_context(self, max_new_tokens: int, tokens_field: str) -> None:
         card = await self._card("generator")
         context = card.get("context_length")
         if context is not None and max_new_tokens >= context:
@@ -321,16 +318,38 @@ class Ingress:
                 f"{tokens_field} must be < the model's context of {context} tokens (got {max_new_tokens})",
                 tokens_field,
             )
-        n_tokens, truncated = await self._call(
-            lambda: generator.encode.remote(prompt, max_new_tokens), "generator"
-        )
-        if truncated and self.limits.prompt_overflow == "reject":
+
+    async def _open(self, request, field: str) -> tuple[Any, AsyncIterator[list[Any]]]:
+        """Start decoding ``request``: how its prompt fits the context, and the stream of its events.
+
+        The generator answers the fit first, on the same stream, so a prompt too long for
+        ``prompt_overflow: reject`` is refused (413) before any answer has started.
+        """
+        generator = self._need("generator")
+        stream = generator.options(stream=True).stream.remote(request)
+        fit = await self._call(stream.__anext__, "generator")
+        if fit.truncated and self.limits.prompt_overflow == "reject":
+            stream.cancel()
             raise ApiError(
                 413,
-                f"{field} does not fit the model's {context}-token context with {max_new_tokens} new tokens",
+                f"{field} does not fit the model's context with {request.config.max_new_tokens} new tokens",
                 field,
             )
-        return n_tokens, truncated
+        return fit, stream
+
+    async def _open_all(self, requests: list[Any], field: str) -> tuple[list[Any], list[Any]]:
+        """:meth:`_open` every request (prompts of one body); if one is refused, the others stop too."""
+        fits, streams = [], []
+        try:
+            for i, request in enumerate(requests):
+                fit, stream = await self._open(request, field if len(requests) == 1 else f"{field}[{i}]")
+                fits.append(fit)
+                streams.append(stream)
+        except BaseException:
+            for stream in streams:
+                stream.cancel()
+            raise
+        return fits, streams
 
     def _request(self, prompt: str, params: DecodingParams, stop: list[str] | None = None):
         from seqlab.lm.requests import GenerationRequest
@@ -338,25 +357,22 @@ class Ingress:
         decoding = {name: getattr(params, name) for name in DecodingParams.model_fields}
         return GenerationRequest(prompt, DecodingConfig(**decoding), tuple(stop or ()))
 
-    async def _events(self, request) -> AsyncIterator[list[Any]]:
-        """The generator's per-step events for one request, failures mapped like :meth:`_call`."""
-        generator = self._need("generator")
-        stream = generator.options(stream=True).stream.remote(request)
-        async for events in stream:
-            yield events
-
-    async def _collect(self, request) -> tuple[list[str], list[str], list[int]]:
+    async def _collect(self, request, stream) -> tuple[list[str], list[str], list[int]]:
         n = request.config.num_candidates
         texts, reasons, tokens = [""] * n, ["length"] * n, [0] * n
 
         async def run():
-            async for events in self._events(request):
+            async for events in stream:
                 for ev in events:
                     texts[ev.index] += ev.text
                     if ev.finish_reason is not None:
                         reasons[ev.index], tokens[ev.index] = ev.finish_reason, ev.completion_tokens
 
-        await self._call(run, "generator")
+        try:
+            await self._call(run, "generator")
+        except BaseException:
+            stream.cancel()  # timed out or failed: the replica stops decoding it
+            raise
         return texts, reasons, tokens
 
     async def _scores(self, texts: list[str]) -> list[float]:
@@ -427,14 +443,13 @@ class Ingress:
             self._need("scorer")
         self._check_prompt(body.prompt, "prompt")
         self._check_decoding(body, "max_new_tokens", "num_candidates")
-        prompt_tokens, truncated = await self._fit_prompt(
-            body.prompt, body.max_new_tokens, "prompt", "max_new_tokens"
-        )
+        await self._check_context(body.max_new_tokens, "max_new_tokens")
         request = self._request(body.prompt, body)
+        fit, stream = await self._open(request, "prompt")
         if body.stream:
-            return _stream_response(self._generate_stream(request, body.rerank, prompt_tokens, truncated))
-        texts, reasons, tokens = await self._collect(request)
-        return await self._generate_answer(texts, reasons, tokens, body.rerank, prompt_tokens, truncated)
+            return _stream_response(self._generate_stream(request, stream, body.rerank, fit))
+        texts, reasons, tokens = await self._collect(request, stream)
+        return await self._generate_answer(texts, reasons, tokens, body.rerank, fit.tokens, fit.truncated)
 
     async def _generate_answer(
         self, texts, reasons, tokens, rerank, prompt_tokens, truncated
@@ -460,20 +475,18 @@ class Ingress:
             prompt_truncated=truncated,
         )
 
-    async def _generate_stream(
-        self, request, rerank: bool, prompt_tokens: int, truncated: bool
-    ) -> AsyncIterator[str]:
+    async def _generate_stream(self, request, stream, rerank: bool, fit) -> AsyncIterator[str]:
         n = request.config.num_candidates
         texts, reasons, tokens = [""] * n, ["length"] * n, [0] * n
         try:
-            async for ev in self._deadline(self._events(request)):
+            async for ev in self._deadline(stream):
                 for e in ev:
                     texts[e.index] += e.text
                     if e.text:
                         yield _sse({"index": e.index, "text": e.text})
                     if e.finish_reason is not None:
                         reasons[e.index], tokens[e.index] = e.finish_reason, e.completion_tokens
-            answer = await self._generate_answer(texts, reasons, tokens, rerank, prompt_tokens, truncated)
+            answer = await self._generate_answer(texts, reasons, tokens, rerank, fit.tokens, fit.truncated)
             yield _sse({"done": True, **answer.model_dump()})
         except ApiError as exc:
             yield _sse(exc.body())
@@ -486,22 +499,28 @@ class Ingress:
         """Pass events through until the app's deadline; then raise a 408 :class:`ApiError`."""
         deadline = time.monotonic() + self.limits.request_timeout_s
         iterator = events.__aiter__()
-        while True:
-            remaining = deadline - time.monotonic()
-            try:
-                item = await asyncio.wait_for(iterator.__anext__(), timeout=max(remaining, 0.001))
-            except StopAsyncIteration:
-                return
-            except asyncio.TimeoutError:
-                raise ApiError(
-                    408, f"generation did not finish within {self.limits.request_timeout_s:g} s"
-                ) from None
-            except Exception as exc:
-                mapped = self._serve_failure(exc, "generator")
-                if mapped is None:
-                    raise
-                raise mapped from None
-            yield item
+        ended = False
+        try:
+            while True:
+                remaining = deadline - time.monotonic()
+                try:
+                    item = await asyncio.wait_for(iterator.__anext__(), timeout=max(remaining, 0.001))
+                except StopAsyncIteration:
+                    ended = True
+                    return
+                except asyncio.TimeoutError:
+                    raise ApiError(
+                        408, f"generation did not finish within {self.limits.request_timeout_s:g} s"
+                    ) from None
+                except Exception as exc:
+                    mapped = self._serve_failure(exc, "generator")
+                    if mapped is None:
+                        raise
+                    raise mapped from None
+                yield item
+        finally:
+            if not ended and hasattr(events, "cancel"):  # timed out, failed, or the client left
+                events.cancel()  # the replica stops decoding it
 
     @api.post(
         "/v1/completions",
@@ -532,16 +551,17 @@ class Ingress:
         self._check_decoding(params, "max_tokens", "n")
         for i, p in enumerate(prompts):
             self._check_prompt(p, "prompt" if len(prompts) == 1 else f"prompt[{i}]")
-        fitted = [await self._fit_prompt(p, params.max_new_tokens, "prompt", "max_tokens") for p in prompts]
+        await self._check_context(params.max_new_tokens, "max_tokens")
         requests = [self._request(p, params, body.stop) for p in prompts]
+        fits, streams = await self._open_all(requests, "prompt")
         completion_id = f"cmpl-{uuid.uuid4().hex[:24]}"
         created = int(time.time())
-        prompt_tokens = sum(n for n, _ in fitted)
+        prompt_tokens = sum(fit.tokens for fit in fits)
         if body.stream:
             return _stream_response(
-                self._completion_stream(body, requests, completion_id, created, prompt_tokens)
+                self._completion_stream(body, requests, streams, completion_id, created, prompt_tokens)
             )
-        results = await asyncio.gather(*(self._collect(r) for r in requests))
+        results = await asyncio.gather(*(self._collect(r, s) for r, s in zip(requests, streams, strict=True)))
         choices, completion_tokens = [], 0
         for p_idx, (texts, reasons, tokens) in enumerate(results):
             for c_idx, (text, reason) in enumerate(zip(texts, reasons, strict=True)):
@@ -562,14 +582,14 @@ class Ingress:
         )
 
     async def _completion_stream(
-        self, body: CompletionRequest, requests, completion_id: str, created: int, prompt_tokens: int
+        self, body: CompletionRequest, requests, streams, completion_id: str, created: int, prompt_tokens: int
     ):
         n = body.n
         queue: asyncio.Queue = asyncio.Queue()
 
-        async def pump(p_idx: int, request) -> None:
+        async def pump(p_idx: int, stream) -> None:
             try:
-                async for events in self._deadline(self._events(request)):
+                async for events in self._deadline(stream):
                     await queue.put((p_idx, events))
             except Exception as exc:  # forwarded to the client in-band
                 await queue.put((p_idx, exc))
@@ -586,7 +606,7 @@ class Ingress:
                 data.pop("usage")  # OpenAI sends usage: null on every chunk only when include_usage is set
             return _sse(data)
 
-        tasks = [asyncio.create_task(pump(i, r)) for i, r in enumerate(requests)]
+        tasks = [asyncio.create_task(pump(i, s)) for i, s in enumerate(streams)]
         open_streams, completion_tokens = len(tasks), 0
         try:
             if body.echo:

@@ -8,6 +8,7 @@ import torch
 from seqlab.lm.config import DecodingConfig
 from seqlab.lm.generate import (
     apply_repetition_penalty,
+    context_limit,
     filter_top_k,
     filter_top_p,
     generate,
@@ -277,3 +278,69 @@ def test_stop_strings_and_finish_reasons(tiny_model):
 def test_zero_temperature_means_greedy():
     assert DecodingConfig(temperature=0).strategy == "greedy"
     assert DecodingConfig(temperature=0.5).strategy == "sample"
+
+
+def _alone(model, prompt: list[int], opts: DecodingConfig, eos: int | None) -> list[int]:
+    steps = list(iter_token_ids(model, torch.tensor([prompt]), opts, eos))
+    return torch.stack(steps, dim=1)[0].tolist() if steps else []
+
+
+def test_requests_joining_a_running_batch_decode_as_alone(tiny_model):
+    """Continuous batching: requests join mid-flight with longer and shorter prompts and leave when done;
+    every one of them gets exactly the tokens it gets alone (greedy, and sampled with a seed)."""
+    from seqlab.lm.generate import RunningBatch
+
+    model, tokenizer = tiny_model
+    eos = tokenizer.eos_token_id
+    ids = [tokenizer(p, add_special_tokens=False)["input_ids"] for p in PROMPTS]
+    long_ids = tokenizer(" ".join(PROMPTS * 3), add_special_tokens=False)["input_ids"]
+    long_ids = long_ids[-(context_limit(model) - 12) :]  # fits the context with b's 12 new tokens
+    plan = {  # step at which it joins -> (key, prompt, options)
+        0: [("a", ids[0], DecodingConfig(strategy="greedy", max_new_tokens=9, stop_at_eos=False))],
+        3: [
+            ("b", long_ids, DecodingConfig(max_new_tokens=12, seed=5, stop_at_eos=False)),
+            ("c", ids[2], DecodingConfig(strategy="greedy", max_new_tokens=4, repetition_penalty=1.0)),
+        ],
+        11: [("d", ids[1], DecodingConfig(max_new_tokens=6, num_candidates=2, seed=1, stop_at_eos=False))],
+    }
+    batch = RunningBatch(model, eos)
+    got: dict[str, list[list[int]]] = {}
+    widths = []
+    step = 0
+    while step in plan or len(batch) or step < max(plan):
+        for key, prompt, opts in plan.get(step, []):
+            batch.add(key, torch.tensor([prompt]), opts)
+        for key, tokens in batch.step():
+            got.setdefault(key, []).append(tokens.tolist())
+        widths.append(batch.ids.shape[1])
+        step += 1
+    assert len(long_ids) > len(ids[0]) + 3, "b must widen the running batch"
+    assert widths[3] == len(long_ids) + 1, "b's prompt widens the batch: the others are left-padded"
+    assert widths[14] == len(ids[1]) + 4, "once b has left, only d remains, its padding trimmed away"
+    for joins in plan.values():
+        for key, prompt, opts in joins:
+            rows = torch.tensor(got[key]).T.tolist()  # (candidates, steps)
+            steps = list(iter_token_ids(model, torch.tensor([prompt]), opts, eos))
+            assert rows == torch.stack(steps, dim=1).tolist(), key  # candidates share one generator
+    assert len(batch) == 0 and batch.ids.shape == (0, 0)
+
+
+def test_a_cancelled_request_leaves_and_the_others_are_unchanged(tiny_model):
+    from seqlab.lm.generate import RunningBatch
+
+    model, tokenizer = tiny_model
+    ids = [tokenizer(p, add_special_tokens=False)["input_ids"] for p in PROMPTS]
+    opts = DecodingConfig(strategy="greedy", max_new_tokens=8, stop_at_eos=False)
+    batch = RunningBatch(model, tokenizer.eos_token_id)
+    batch.add("keep", torch.tensor([ids[0]]), opts)
+    batch.add("drop", torch.tensor([ids[1] * 3]), opts)
+    kept = []
+    for step in range(8):
+        if step == 2:
+            batch.cancel("drop")
+            assert batch.rows == 1 and batch.ids.shape[1] == len(ids[0]) + 2, "its padding went with it"
+        out = dict(batch.step())
+        assert ("drop" in out) == (step < 2)
+        kept.append(out["keep"].item())
+    assert kept == _alone(model, ids[0], opts, tokenizer.eos_token_id)
+    assert len(batch) == 0

@@ -182,6 +182,11 @@ class RayConfig(Config):
     num_workers: int = Field(1, ge=1, description="data-parallel training workers")
     use_gpu: bool = Field(False, description="one GPU per worker (and mixed precision)")
     cpus_per_worker: int = Field(1, ge=1, description="CPUs per worker (also its torch thread count)")
+    placement_strategy: Literal["PACK", "SPREAD", "STRICT_PACK", "STRICT_SPREAD"] = Field(
+        "PACK",
+        description="how workers are placed on nodes: PACK fills a node first; STRICT_SPREAD puts each "
+        "worker on its own node (one GPU node per worker)",
+    )
     max_failures: int = Field(2, ge=-1, description="worker-failure restarts from the latest checkpoint")
     storage_path: str | None = Field(
         None,

@@ -343,6 +343,7 @@ def _trainer(
             num_workers=r.num_workers,
             use_gpu=r.use_gpu,
             resources_per_worker={"CPU": r.cpus_per_worker, **({"GPU": 1} if r.use_gpu else {})},
+            placement_strategy=r.placement_strategy,
         ),
         run_config=RunConfig(
             name=r.name,

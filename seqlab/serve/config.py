@@ -59,14 +59,26 @@ class DeploymentOptions(Config):
     max_queued_requests: int = Field(
         128, ge=-1, description="requests waiting for a replica before new ones get 503/429 (-1: unbounded)"
     )
+    max_replicas_per_node: int | None = Field(
+        None, ge=1, description="at most this many replicas on one node (1: every replica on its own node)"
+    )
+    resources: dict[str, float] = Field(
+        default_factory=dict,
+        description="custom Ray resources per replica, to pin it to the nodes that advertise them",
+    )
 
     def serve_options(self) -> dict[str, Any]:
         """Keyword arguments for ``Deployment.options(...)``."""
+        actor: dict[str, Any] = {"num_cpus": self.num_cpus, "num_gpus": self.num_gpus}
+        if self.resources:
+            actor["resources"] = dict(self.resources)
         options: dict[str, Any] = {
             "max_ongoing_requests": self.max_ongoing_requests,
             "max_queued_requests": self.max_queued_requests,
-            "ray_actor_options": {"num_cpus": self.num_cpus, "num_gpus": self.num_gpus},
+            "ray_actor_options": actor,
         }
+        if self.max_replicas_per_node is not None:
+            options["max_replicas_per_node"] = self.max_replicas_per_node
         if self.autoscaling is not None:
             options["autoscaling_config"] = self.autoscaling.model_dump()
         else:

@@ -105,6 +105,7 @@ def run_trial(
         train_defaults: the job's :class:`TrainConfig` as a dict (epochs, patience, optimizer, ...).
         cpus: this trial's CPU share; torch uses that many threads.
     """
+    import ray
     import torch
 
     torch.set_num_threads(max(1, int(cpus)))
@@ -117,6 +118,7 @@ def run_trial(
             resume = TrainState.load(directory)
     num_parameters = RNNRegressor.from_config(model_cfg).num_parameters()
     on_gpu = int(resolve_device(train_cfg.device).type == "cuda")  # a fractional-GPU trial sees cuda:0
+    node_id = ray.get_runtime_context().get_node_id()  # where it ran: a retried trial may move
 
     def report(metrics: dict[str, float], state: TrainState) -> None:
         with tempfile.TemporaryDirectory() as directory:
@@ -126,6 +128,7 @@ def run_trial(
                 **metrics,
                 "num_parameters": num_parameters,
                 "on_gpu": on_gpu,
+                "node_id": node_id,
                 "reported_at": time.time(),
             }
             tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(directory))

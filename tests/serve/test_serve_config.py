@@ -98,15 +98,23 @@ def test_deployment_options_map_to_serve_options():
     cfg = ServeArgs.model_validate(
         {
             "scorer": "s",
-            "scorer_deployment": {"num_replicas": 3, "num_gpus": 0.25, "max_queued_requests": 7},
+            "scorer_deployment": {
+                "num_replicas": 3,
+                "num_gpus": 0.25,
+                "max_queued_requests": 7,
+                "max_replicas_per_node": 1,
+                "resources": {"scorer_node": 0.5},
+            },
             "generator_deployment": {"autoscaling": {"min_replicas": 1, "max_replicas": 4}},
         }
     )
     scorer = cfg.scorer_deployment.serve_options()
     assert scorer["num_replicas"] == 3 and scorer["ray_actor_options"]["num_gpus"] == 0.25
     assert scorer["max_queued_requests"] == 7
+    assert scorer["max_replicas_per_node"] == 1 and scorer["ray_actor_options"]["resources"] == {"scorer_node": 0.5}
     generator = cfg.generator_deployment.serve_options()
     assert "num_replicas" not in generator and generator["autoscaling_config"]["max_replicas"] == 4
+    assert "max_replicas_per_node" not in generator and "resources" not in generator["ray_actor_options"]
 
 
 @pytest.mark.gpu

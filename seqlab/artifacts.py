@@ -11,10 +11,13 @@ import hashlib
 import json
 import os
 import platform
+import stat
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from importlib import metadata
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 MANIFEST = "manifest.json"
 _TRACKED_PACKAGES = ("seqlab", "ray", "torch", "transformers", "optuna", "pyarrow", "pandas", "tokenizers")
@@ -36,18 +39,60 @@ def library_versions() -> dict[str, str]:
     return versions
 
 
-def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> None:
-    """Write ``data`` to a local ``path`` via a temp file + rename, so readers never see half a file."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+def _umask() -> int:
+    try:  # Linux: read it without changing it (os.umask can only be read by setting it)
+        with open("/proc/self/status", encoding="ascii") as fh:
+            for line in fh:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+@contextmanager
+def atomic_output(path: str | os.PathLike[str], mode: str = "wb", **open_kwargs: Any) -> Iterator[IO]:
+    """Open a local ``path`` for writing such that readers never see half a file and a failure loses nothing.
+
+    The one way the project writes an output file:
+
+    * a regular file, or a new path: the data goes to a unique temp file next to it (``.NAME.XXXX.tmp``,
+      never a fixed name that could be someone's file) that is renamed over it on success and removed on
+      failure. The file gets the usual mode (``0666`` minus the umask), or keeps the mode of the file it
+      replaces;
+    * a symlink is followed: its target is replaced and the link stays a link;
+    * a FIFO, a character device or a socket cannot be replaced and is written directly (``-o /dev/stdout``,
+      a named pipe).
+
+    Raises:
+        IsADirectoryError: ``path`` is a directory.
+    """
+    target = Path(os.path.realpath(path))
+    if target.is_dir():
+        raise IsADirectoryError(f"{path} is a directory, not a file")
+    if target.exists() and not target.is_file():  # FIFO, device, socket: stream into it
+        with open(target, mode, **open_kwargs) as fh:
+            yield fh
+        return
+    target.parent.mkdir(parents=True, exist_ok=True)
+    keep = stat.S_IMODE(target.stat().st_mode) if target.exists() else None
+    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
     try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-        os.replace(tmp, path)
+        os.chmod(tmp, keep if keep is not None else 0o666 & ~_umask())  # mkstemp makes it 0600
+        with os.fdopen(fd, mode, **open_kwargs) as fh:
+            yield fh
+        os.replace(tmp, target)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> None:
+    """Write ``data`` to a local ``path`` through :func:`atomic_output`."""
+    with atomic_output(path, "wb") as fh:
+        fh.write(data)
 
 
 def atomic_write_text(path: str | os.PathLike[str], text: str) -> None:

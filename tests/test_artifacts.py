@@ -32,3 +32,27 @@ def test_atomic_writes_leave_no_temp_files(tmp_path):
     assert (tmp_path / "a.txt").read_text(encoding="utf-8") == "نص"
     assert (tmp_path / "b.bin").read_bytes() == b"\x00\x01"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a.txt", "b.bin"]
+
+
+def test_written_files_get_the_usual_mode_not_owner_only(tmp_path):
+    """mkstemp makes 0600 files; manifests on shared storage must be readable like the rest (umask)."""
+    old = os.umask(0o022)
+    try:
+        artifacts.write_manifest(tmp_path, stage="corpus", metrics={})
+        artifacts.atomic_write_text(tmp_path / "report.txt", "r")
+    finally:
+        os.umask(old)
+    assert (tmp_path / "manifest.json").stat().st_mode & 0o777 == 0o644
+    assert (tmp_path / "report.txt").stat().st_mode & 0o777 == 0o644
+
+
+def test_atomic_output_keeps_the_old_file_when_writing_fails(tmp_path):
+    import pytest
+
+    path = tmp_path / "out.txt"
+    path.write_text("old", encoding="utf-8")
+    with pytest.raises(RuntimeError), artifacts.atomic_output(path, "w") as fh:
+        fh.write("half")
+        raise RuntimeError("disk went away")
+    assert path.read_text(encoding="utf-8") == "old"
+    assert [p.name for p in tmp_path.iterdir()] == ["out.txt"]

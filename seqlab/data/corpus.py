@@ -41,6 +41,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 import seqlab
+from seqlab.artifacts import atomic_output
 from seqlab.data.labeling import label_key
 
 if TYPE_CHECKING:
@@ -325,15 +326,11 @@ def write_labels_csv(
     docs: Sequence[Document], path: str | os.PathLike[str], base_url: str = DEFAULT_BASE_URL
 ) -> str:
     """Write ``url,score`` rows (score with one decimal) for ``docs`` served at ``base_url``."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
-    with tmp.open("w", encoding="utf-8", newline="") as fh:
+    with atomic_output(path, "w", encoding="utf-8", newline="") as fh:
         writer = csv.writer(fh, lineterminator="\n")
         writer.writerow(["url", "score"])
         for d in docs:
             writer.writerow([article_url(d, base_url), f"{d.score:.1f}"])
-    tmp.replace(path)
     return str(path)
 
 

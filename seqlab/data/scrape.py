@@ -51,7 +51,7 @@ from urllib.parse import urljoin, urlsplit
 import aiohttp
 import pyarrow as pa
 
-from seqlab.artifacts import is_uri
+from seqlab.artifacts import atomic_output, is_uri
 from seqlab.data.config import SourcesConfig
 from seqlab.data.extract import decode_html
 from seqlab.data.urls import _normalize_absolute, normalize_url
@@ -288,9 +288,8 @@ class ParquetSink:
         else:
             folder = Path(self.directory.removeprefix("file://"), kind)
             folder.mkdir(parents=True, exist_ok=True)
-            tmp = folder / f".{name}.tmp"  # hidden: pyarrow readers and load_progress skip it
-            pq.write_table(table, tmp)
-            os.replace(tmp, folder / name)
+            with atomic_output(folder / name, "wb") as fh:  # its temp is hidden: readers skip it
+                pq.write_table(table, fh)
         self.parts_written += 1
 
 

@@ -20,14 +20,13 @@ from __future__ import annotations
 import argparse
 import io
 import json
-import os
 import sys
-import tempfile
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TextIO
 
+from seqlab.artifacts import atomic_output
 from seqlab.config import add_config_arguments, load_config
 from seqlab.text.config import SWITCHES, NormalizeConfig
 
@@ -84,6 +83,10 @@ def run(args: argparse.Namespace) -> int:
         convert(args, cfg)
     except InputError as exc:
         print(f"seqlab normalize: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:  # the output: a directory, an unwritable place, a full disk...
+        where = f"{exc.filename}: " if exc.filename else ""
+        print(f"seqlab normalize: cannot write {args.out or 'stdout'}: {where}{exc.strerror or exc}", file=sys.stderr)
         return 2
     return 0
 
@@ -179,22 +182,15 @@ def _jsonl_line(
 
 @contextmanager
 def _text_output(path: str | None) -> Iterator[TextIO]:
-    """Stdout, or a temp file next to ``path`` renamed into place on success (never a half file)."""
+    """Stdout, or ``path`` through :func:`seqlab.artifacts.atomic_output` (never a half file)."""
     if path is None:
         if hasattr(sys.stdout, "reconfigure"):
             sys.stdout.reconfigure(encoding="utf-8")
         yield sys.stdout
         sys.stdout.flush()
         return
-    target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
-    try:
-        with open(fd, "w", encoding="utf-8", newline="\n") as fh:
-            yield fh
-        os.replace(tmp, target)
-    finally:
-        Path(tmp).unlink(missing_ok=True)
+    with atomic_output(path, "w", encoding="utf-8", newline="\n") as fh:
+        yield fh
 
 
 def _convert_parquet(
@@ -230,13 +226,8 @@ def _convert_parquet(
     else:
         table = table.append_column(out_column, result)
     if out is not None:
-        Path(out).parent.mkdir(parents=True, exist_ok=True)
-        tmp = f"{out}.tmp"
-        try:
-            pq.write_table(table, tmp)
-            os.replace(tmp, out)
-        finally:
-            Path(tmp).unlink(missing_ok=True)
+        with atomic_output(out, "wb") as fh:
+            pq.write_table(table, fh)
         return
     if sys.stdout.isatty():
         raise InputError("refusing to write Parquet to a terminal; pass --out FILE or redirect stdout")

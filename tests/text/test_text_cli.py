@@ -103,3 +103,60 @@ def test_subprocess_console_script(tmp_path):
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout.splitlines() == [normalize(d, remove_diacritics=False) for d in DOCS]
+
+
+def test_output_never_touches_a_file_named_like_a_temp_file(tmp_path):
+    """The old fixed OUT.parquet.tmp overwrote and then deleted a user's file of that name."""
+    src, out = tmp_path / "in.parquet", tmp_path / "o.parquet"
+    pq.write_table(pa.table({"text": DOCS}), src)
+    (tmp_path / "o.parquet.tmp").write_text("keep", encoding="utf-8")
+    (tmp_path / "o.txt.tmp").write_text("keep too", encoding="utf-8")
+    assert main(["normalize", str(src), "--column", "text", "-o", str(out)]) == 0
+    assert main(["normalize", str(src), "--column", "text", "-o", str(tmp_path / "o.txt")]) == 0
+    assert (tmp_path / "o.parquet.tmp").read_text(encoding="utf-8") == "keep"
+    assert (tmp_path / "o.txt.tmp").read_text(encoding="utf-8") == "keep too"
+    assert pq.read_table(out).column("text").to_pylist() == [normalize(d) for d in DOCS]
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")], "no temp file left behind"
+
+
+def test_output_through_a_symlink_writes_its_target_and_keeps_the_link(tmp_path):
+    src = tmp_path / "in.txt"
+    src.write_text("\n".join(DOCS) + "\n", encoding="utf-8")
+    target, link = tmp_path / "real" / "out.txt", tmp_path / "out-link.txt"
+    target.parent.mkdir()
+    target.write_text("old\n", encoding="utf-8")
+    target.chmod(0o640)
+    link.symlink_to(target)
+    assert main(["normalize", str(src), "-o", str(link)]) == 0
+    assert link.is_symlink() and link.resolve() == target.resolve()
+    assert target.read_text(encoding="utf-8").splitlines() == [normalize(d) for d in DOCS]
+    assert (target.stat().st_mode & 0o777) == 0o640, "replacing a file keeps its mode"
+
+
+def test_output_to_a_fifo_streams_into_it(tmp_path):
+    import os
+    import threading
+
+    src, fifo = tmp_path / "in.txt", tmp_path / "pipe"
+    src.write_text("\n".join(DOCS) + "\n", encoding="utf-8")
+    os.mkfifo(fifo)
+    got: list[str] = []
+    reader = threading.Thread(target=lambda: got.append(fifo.read_text(encoding="utf-8")))
+    reader.start()
+    assert main(["normalize", str(src), "-o", str(fifo)]) == 0
+    reader.join(timeout=30)
+    assert got and got[0].splitlines() == [normalize(d) for d in DOCS]
+    assert fifo.is_fifo(), "a FIFO is never replaced by a regular file"
+
+
+@pytest.mark.parametrize("where", ["a-directory", "under-a-file"])
+def test_unwritable_output_is_a_one_line_error(tmp_path, capsys, where):
+    src = tmp_path / "in.txt"
+    src.write_text(DOCS[0] + "\n", encoding="utf-8")
+    (tmp_path / "dir").mkdir()
+    (tmp_path / "file").write_text("x", encoding="utf-8")
+    out = tmp_path / "dir" if where == "a-directory" else tmp_path / "file" / "out.txt"
+    assert main(["normalize", str(src), "-o", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("seqlab normalize: cannot write") and "Traceback" not in err
+    assert len(err.strip().splitlines()) == 1

@@ -198,3 +198,44 @@ def artifact_stage(directory: str | os.PathLike[str]) -> str | None:
         return json.loads(Path(directory, MANIFEST).read_text(encoding="utf-8")).get("stage")
     except (OSError, ValueError, AttributeError):
         return None
+
+
+class OutputTaken(FileExistsError):
+    """A stage was pointed at a directory that another stage (or other inputs) made."""
+
+
+def check_output_dir(
+    directory: str | os.PathLike[str],
+    stage: str,
+    *,
+    overwrite: bool = False,
+    config: dict[str, Any] | None = None,
+) -> None:
+    """Refuse to write stage ``stage``'s output where it would replace another artifact.
+
+    A directory whose manifest names another stage (a finished scrape under ``seqlab corpus --out``, a
+    search under ``seqlab scrape --out``...) is refused, and so is one of the same stage made from another
+    ``config`` when one is given; ``overwrite`` allows both. No manifest, or the same stage and config
+    (a re-run, a resume), is fine.
+
+    Raises:
+        OutputTaken: naming what is there and how to go on.
+    """
+    if overwrite:
+        return
+    try:
+        manifest = read_manifest(directory)
+    except (FileNotFoundError, ValueError, OSError):
+        return
+    there = manifest.get("stage")
+    made = f"made {manifest['created_at']}" if manifest.get("created_at") else "made earlier"
+    if there != stage:
+        raise OutputTaken(
+            f"{directory} holds a {there or 'unknown'} artifact ({MANIFEST}, {made}); writing the {stage} "
+            "output there would replace it: pick another --out, or pass --overwrite"
+        )
+    if config is not None and manifest.get("config") not in (None, config):
+        raise OutputTaken(
+            f"{directory} holds a {stage} made with another config ({MANIFEST}, {made}); "
+            "pick another --out, or pass --overwrite to replace it"
+        )

@@ -56,3 +56,48 @@ def test_atomic_output_keeps_the_old_file_when_writing_fails(tmp_path):
         raise RuntimeError("disk went away")
     assert path.read_text(encoding="utf-8") == "old"
     assert [p.name for p in tmp_path.iterdir()] == ["out.txt"]
+
+
+def _artifact(directory, stage: str):
+    """Another stage's finished output, as far as the guard can tell: its manifest and some data."""
+    (directory / "corpus").mkdir(parents=True)
+    (directory / "corpus" / "part-0.parquet").write_bytes(b"PAR1 not really")
+    artifacts.write_manifest(directory, stage=stage, metrics={"docs": 3})
+    return directory
+
+
+def _files(directory):
+    return {p: p.read_bytes() for p in directory.rglob("*") if p.is_file()}
+
+
+def test_every_stage_refuses_an_out_another_stage_made(tmp_path, capsys):
+    """`seqlab corpus --out` on a finished scrape deleted its corpus/ and replaced its manifest."""
+    from seqlab.cli import main
+
+    scrape = _artifact(tmp_path / "scrape", "scrape")
+    scorer = _artifact(tmp_path / "best", "scorer")
+    before = {**_files(scrape), **_files(scorer)}
+    for argv, there in (
+        (["corpus", "--n-docs", "5", "--out", str(scrape)], "scrape"),
+        (["tune", "--data", str(scrape), "--out", str(scrape)], "scrape"),
+        (["finetune", "--data", str(scrape), "--out", str(scrape)], "scrape"),
+        (["scrape", "http://127.0.0.1:9/", "--out", str(scorer)], "scorer"),
+        (["corpus", "--n-docs", "5", "--out", str(scorer)], "scorer"),
+    ):
+        assert main(argv) == 2, argv
+        err = capsys.readouterr().err
+        assert f"holds a {there} artifact" in err and "--overwrite" in err, (argv, err)
+    assert {**_files(scrape), **_files(scorer)} == before, "nothing was touched"
+
+
+def test_corpus_refuses_another_config_unless_overwrite(tmp_path, capsys):
+    from seqlab.cli import main
+
+    out = tmp_path / "c"
+    assert main(["corpus", "--n-docs", "5", "--out", str(out)]) == 0
+    assert main(["corpus", "--n-docs", "5", "--out", str(out)]) == 0  # the same corpus: a no-op
+    assert main(["corpus", "--n-docs", "6", "--out", str(out)]) == 2
+    assert "another config" in capsys.readouterr().err
+    assert artifacts.read_manifest(out)["metrics"]["n_docs"] == 5
+    assert main(["corpus", "--n-docs", "6", "--out", str(out), "--overwrite"]) == 0
+    assert artifacts.read_manifest(out)["metrics"]["n_docs"] == 6

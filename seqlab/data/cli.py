@@ -21,6 +21,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--sources", help="YAML file of a SourcesConfig (seeds, allowed_domains, depth, ...)")
     parser.add_argument("--out", help="output directory (overrides the config's 'out')")
     parser.add_argument(
+        "--overwrite", action="store_true", help="write into --out even if another stage's artifact is there"
+    )
+    parser.add_argument(
         "--labels",
         help="CSV of url,score manual labels; 'none' forces the lexicon weak labeler (default: the config's)",
     )
@@ -56,12 +59,18 @@ def build_config(args: argparse.Namespace):
 
 def run(args: argparse.Namespace) -> int:
     cfg = build_config(args)
+    from seqlab.artifacts import OutputTaken, check_output_dir
     from seqlab.data.pipeline import format_summary, run_scrape
     from seqlab.ray_utils import init_ray
 
+    try:  # before Ray starts: a refused --out must not cost a cluster start
+        check_output_dir(cfg.out, "scrape", overwrite=args.overwrite)
+    except OutputTaken as exc:
+        print(f"seqlab scrape: {exc}", file=sys.stderr)
+        return 2
     started = init_ray()
     try:
-        summary = run_scrape(cfg)
+        summary = run_scrape(cfg, overwrite=args.overwrite)
     finally:
         if started:
             import ray

@@ -363,6 +363,7 @@ def materialize_corpus(
     *,
     bank_dir: str | os.PathLike[str] | None = None,
     base_url: str = DEFAULT_BASE_URL,
+    overwrite: bool = False,
 ) -> str:
     """Write the generated corpus in the layout a scrape produces, and return ``out_dir``.
 
@@ -374,12 +375,16 @@ def materialize_corpus(
     Idempotent: when ``out_dir`` already holds a manifest with the same config (including the sentence
     bank's and the normalizer's hashes) nothing is rewritten. The Parquet part is written to a temp dir
     and swapped in before the manifest is written, so a crash never leaves a manifest over a half corpus.
+
+    Raises:
+        seqlab.artifacts.OutputTaken: ``out_dir`` holds another stage's artifact, or a corpus made with
+            another config (unless ``overwrite``).
     """
     import pandas as pd
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    from seqlab.artifacts import read_manifest, write_manifest
+    from seqlab.artifacts import check_output_dir, read_manifest, write_manifest
     from seqlab.text import normalize
     from seqlab.text.config import NormalizeConfig
 
@@ -401,6 +406,7 @@ def materialize_corpus(
             return str(out)
     except (FileNotFoundError, ValueError):
         pass
+    check_output_dir(out, "corpus", overwrite=overwrite, config=config)
 
     docs = generate_documents(n_docs, seed, bank=bank, noise_sd=noise_sd)
     urls = [article_url(d, base_url) for d in docs]

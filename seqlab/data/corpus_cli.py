@@ -9,7 +9,9 @@ seqlab corpus --labels labels-9000.csv --base-url http://127.0.0.1:9000
 from __future__ import annotations
 
 import argparse
+import sys
 
+from seqlab.artifacts import OutputTaken
 from seqlab.data import corpus
 
 
@@ -21,6 +23,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--sentences", default=None, help="sentence bank folder (default data/sentences)")
     parser.add_argument("--out", default=None, help="write corpus/ Parquet + manifest.json into this folder")
+    parser.add_argument(
+        "--overwrite", action="store_true", help="replace what --out holds (another artifact or corpus)"
+    )
     parser.add_argument("--labels", default=None, help="write a url,score CSV to this file")
     parser.add_argument(
         "--base-url",
@@ -44,9 +49,19 @@ def run(args: argparse.Namespace) -> int:
     )
     print(f"split sizes: {sizes}")
     if args.out:
-        out = corpus.materialize_corpus(
-            args.out, args.n_docs, args.seed, args.noise_sd, bank_dir=args.sentences, base_url=args.base_url
-        )
+        try:
+            out = corpus.materialize_corpus(
+                args.out,
+                args.n_docs,
+                args.seed,
+                args.noise_sd,
+                bank_dir=args.sentences,
+                base_url=args.base_url,
+                overwrite=args.overwrite,
+            )
+        except OutputTaken as exc:
+            print(f"seqlab corpus: {exc}", file=sys.stderr)
+            return 2
         print(f"corpus written to {out}/corpus (manifest {out}/manifest.json)")
     if args.labels:
         path = corpus.write_labels_csv(docs, args.labels, args.base_url)

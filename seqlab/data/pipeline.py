@@ -29,7 +29,7 @@ from typing import Any
 
 import pandas as pd
 
-from seqlab.artifacts import write_manifest
+from seqlab.artifacts import check_output_dir, write_manifest
 from seqlab.data.config import ScrapeJobConfig, SourcesConfig
 from seqlab.data.labeling import label_key, lexicon_score, read_labels_csv
 
@@ -151,14 +151,20 @@ def _write_failures(failures: pd.DataFrame, out_dir: Path) -> None:
     tmp.replace(path)
 
 
-def run_scrape(cfg: ScrapeJobConfig, extra_metrics: dict[str, Any] | None = None) -> dict[str, Any]:
+def run_scrape(
+    cfg: ScrapeJobConfig, extra_metrics: dict[str, Any] | None = None, overwrite: bool = False
+) -> dict[str, Any]:
     """Crawl, then process into ``cfg.out``; returns the summary also stored in ``manifest.json``.
 
     ``extra_metrics`` are recorded with the scrape's own (the demo adds the generator's noise floor, which
-    the tune report compares against).
+    the tune report compares against). A re-run with the same ``cfg.out`` continues that crawl.
+
+    Raises:
+        seqlab.artifacts.OutputTaken: ``cfg.out`` holds another stage's artifact (unless ``overwrite``).
     """
     import ray
 
+    check_output_dir(cfg.out, "scrape", overwrite=overwrite)
     out_dir = Path(cfg.out)
     out_dir.mkdir(parents=True, exist_ok=True)
     labels = read_labels_csv(cfg.labels) if cfg.labels else None

@@ -20,6 +20,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "default: train a BPE tokenizer and a small GPT-2 from scratch",
     )
     parser.add_argument("--out", default=None, help="output directory: model/ and report/ (or set out:)")
+    parser.add_argument(
+        "--overwrite", action="store_true", help="write into --out even if another stage's artifact is there"
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -39,8 +42,8 @@ def run(args: argparse.Namespace) -> int:
     from seqlab.lm.finetune import run_finetune
 
     try:
-        manifest = run_finetune(cfg)
-    except (FileNotFoundError, ValueError, ImportError) as exc:
+        manifest = run_finetune(cfg, overwrite=args.overwrite)
+    except (FileNotFoundError, FileExistsError, ValueError, ImportError) as exc:
         print(f"seqlab finetune: {exc}", file=sys.stderr)
         return 2
     m = manifest["metrics"]

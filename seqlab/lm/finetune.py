@@ -19,7 +19,15 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from seqlab.artifacts import is_uri, join, read_manifest, read_text, write_manifest, write_text
+from seqlab.artifacts import (
+    check_output_dir,
+    is_uri,
+    join,
+    read_manifest,
+    read_text,
+    write_manifest,
+    write_text,
+)
 from seqlab.config import dump_config
 from seqlab.lm.config import FinetuneJobConfig
 from seqlab.lm.data import pack_blocks, read_split_texts, resolve_corpus_dir
@@ -105,10 +113,16 @@ def _evaluate(cfg: FinetuneJobConfig, spec: ModelSpec, tokenizer: Any, corpus_di
     return ppl, rows, len(blocks), len(held_out.references)
 
 
-def run_finetune(cfg: FinetuneJobConfig, fail_at_step: int | None = None) -> dict[str, Any]:
+def run_finetune(
+    cfg: FinetuneJobConfig, fail_at_step: int | None = None, overwrite: bool = False
+) -> dict[str, Any]:
     """Run the whole stage for ``cfg`` (``cfg.out`` must be set) and return the model's manifest.
 
     Connects to ``RAY_ADDRESS`` or starts a local Ray if none is running (and stops what it started).
+    A re-run with the same ``cfg.out`` resumes from the latest checkpoint.
+
+    Raises:
+        seqlab.artifacts.OutputTaken: ``cfg.out`` holds another stage's artifact (unless ``overwrite``).
     """
     from seqlab.lm.report import write_report
     from seqlab.lm.train import fit
@@ -116,6 +130,7 @@ def run_finetune(cfg: FinetuneJobConfig, fail_at_step: int | None = None) -> dic
 
     if not cfg.out:
         raise ValueError("no output directory: pass --out DIR or set out: in the config")
+    check_output_dir(cfg.out, "finetune", overwrite=overwrite)
     cfg = cfg.resolved().model_copy(deep=True)
     corpus_dir = resolve_corpus_dir(cfg.data.path)
     cfg.data.path = corpus_dir  # the manifest records the corpus actually read

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 
 from seqlab.config import add_config_arguments
 
@@ -24,6 +25,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--data", help="corpus directory (corpus/ + manifest.json); default: the bundled corpus"
     )
     parser.add_argument("--out", help="output directory, local or URI (default: the config's 'out')")
+    parser.add_argument(
+        "--overwrite", action="store_true", help="write into --out even if another stage's artifact is there"
+    )
     parser.add_argument(
         "--resume",
         metavar="DIR",
@@ -65,9 +69,9 @@ def run(args: argparse.Namespace) -> int:
 
     cfg = load_job_config(args)
     try:
-        summary = run_tune_job(cfg, resume=bool(args.resume))
+        summary = run_tune_job(cfg, resume=bool(args.resume), overwrite=args.overwrite)
     except (FileExistsError, FileNotFoundError) as exc:
-        print(f"seqlab tune: {exc}")
+        print(f"seqlab tune: {exc}", file=sys.stderr)
         return 2
     if summary.get("interrupted"):
         print(f"search interrupted; resume with: {summary['resume']}")

@@ -30,7 +30,7 @@ JOB_CONFIG_FILE = "job_config.json"
 TOKENIZER_FILE = "tokenizer.json"  # the search's vocabulary, reused on --resume
 
 
-def run_tune_job(cfg: TuneJobConfig, resume: bool = False) -> dict[str, Any]:
+def run_tune_job(cfg: TuneJobConfig, resume: bool = False, overwrite: bool = False) -> dict[str, Any]:
     """Run (or, with ``resume``, continue) the search described by ``cfg`` and write its outputs.
 
     Args:
@@ -43,6 +43,7 @@ def run_tune_job(cfg: TuneJobConfig, resume: bool = False) -> dict[str, Any]:
 
     Raises:
         FileExistsError: a new search would overwrite an existing one in ``cfg.out`` (use ``resume``).
+        seqlab.artifacts.OutputTaken: ``cfg.out`` holds another stage's artifact (unless ``overwrite``).
     """
     from ray import tune
 
@@ -52,6 +53,7 @@ def run_tune_job(cfg: TuneJobConfig, resume: bool = False) -> dict[str, Any]:
 
     run_cfg = effective_config(cfg)
     out = cfg.out
+    artifacts.check_output_dir(out, "tune", overwrite=overwrite)
     storage = run_cfg.run.storage_path or out
     experiment = artifacts.join(storage, run_cfg.run.name)
 

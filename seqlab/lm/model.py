@@ -59,7 +59,18 @@ def small_gpt2_config(cfg: ModelConfig, vocab_size: int, eos_token_id: int) -> G
 
 
 def load_causal_lm(name_or_path: str) -> PreTrainedModel:
-    """``AutoModelForCausalLM.from_pretrained`` in float32 (training and CPU inference want fp32 weights)."""
+    """``AutoModelForCausalLM.from_pretrained`` in float32 (training and CPU inference want fp32 weights).
+
+    Hugging Face's progress bars are turned off for a local directory (a quick load whose bar only
+    garbles a log) and whenever stderr is not a terminal; a hub download on a terminal keeps its bar.
+    """
+    import os
+    import sys
+
+    from transformers.utils import logging as hf_logging
+
+    if os.path.isdir(name_or_path) or not sys.stderr.isatty():
+        hf_logging.disable_progress_bar()
     return AutoModelForCausalLM.from_pretrained(name_or_path, dtype=torch.float32)
 
 

@@ -268,7 +268,12 @@ def test_materialize_corpus_is_idempotent(tmp_path, tiny_bank_dir):
     assert (
         part.stat().st_mtime_ns == stamp and (out / "manifest.json").read_text(encoding="utf-8") == manifest
     )
-    materialize_corpus(out, n_docs=30, seed=1, bank_dir=tiny_bank_dir)  # a new config rewrites
+    from seqlab.artifacts import OutputTaken
+
+    with pytest.raises(OutputTaken, match="another config"):  # another corpus is not silently replaced
+        materialize_corpus(out, n_docs=30, seed=1, bank_dir=tiny_bank_dir)
+    assert len(pd.read_parquet(out / "corpus")) == 20
+    materialize_corpus(out, n_docs=30, seed=1, bank_dir=tiny_bank_dir, overwrite=True)
     assert len(pd.read_parquet(out / "corpus")) == 30
     assert [p.name for p in out.iterdir() if p.name.startswith(".")] == []  # no temp dirs left
 

@@ -181,8 +181,28 @@ def load_model_and_tokenizer(model_dir: str | Path, device: str | None = None) -
         raise FileNotFoundError(
             f"{model_dir} is a scorer artifact, not a generator (load it with load_scorer)"
         )
-    tokenizer = AutoTokenizer.from_pretrained(path)
-    model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32)
+    tokenizer_files = ("tokenizer.json", "vocab.json", "tokenizer.model", "spiece.model")
+    if not any((path / name).is_file() for name in tokenizer_files):
+        raise FileNotFoundError(
+            f"{model_dir} has no tokenizer (none of {', '.join(tokenizer_files)}); "
+            "a generator directory holds the tokenizer 'seqlab finetune' saved with the model"
+        )
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(path)
+    except Exception as exc:
+        raise ValueError(f"the tokenizer files in {model_dir} are corrupt ({type(exc).__name__}: {exc})") from None
+    if len(tokenizer) <= 1:
+        raise ValueError(f"the tokenizer in {model_dir} is empty (vocabulary {len(tokenizer)}): its files are broken")
+    weights = sorted(p.name for p in path.glob("*.safetensors")) or sorted(p.name for p in path.glob("*.bin"))
+    if not weights:
+        raise FileNotFoundError(f"{model_dir} has no weights (no *.safetensors or *.bin file)")
+    try:
+        model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32)
+    except Exception as exc:  # SafetensorError on a truncated file, OSError, size mismatches
+        raise ValueError(
+            f"the weights in {model_dir} ({', '.join(weights)}) are corrupt or do not match config.json "
+            f"({type(exc).__name__})"
+        ) from None
     model.to(device or ("cuda" if torch.cuda.is_available() else "cpu")).eval()
     return model, tokenizer
 

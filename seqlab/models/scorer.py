@@ -186,10 +186,22 @@ def load_scorer(path: str, device: str | torch.device = "cpu") -> Scorer:
     root = Path(path.removeprefix("file://"))
     if not (root / WEIGHTS).exists():
         raise FileNotFoundError(f"{path} is not a scorer artifact: no {WEIGHTS} in it")
-    config = json.loads((root / CONFIG).read_text(encoding="utf-8"))
-    model = RNNRegressor.from_config(RNNConfig.model_validate(config["model"]))
-    model.load_state_dict(load_file(str(root / WEIGHTS)))
-    tokenizer = load_tokenizer(str(root / TOKENIZER))
+    for name in (CONFIG, TOKENIZER):
+        if not (root / name).is_file():
+            raise FileNotFoundError(f"scorer artifact {path} is incomplete: {root / name} is missing")
+    try:
+        config = json.loads((root / CONFIG).read_text(encoding="utf-8"))
+        model = RNNRegressor.from_config(RNNConfig.model_validate(config["model"]))
+    except (ValueError, KeyError, TypeError) as exc:  # JSON, pydantic and shape errors are ValueErrors
+        raise ValueError(f"{root / CONFIG} is corrupt or not a scorer config ({type(exc).__name__}: {exc})") from None
+    try:
+        model.load_state_dict(load_file(str(root / WEIGHTS)))
+    except Exception as exc:  # SafetensorError (truncated), RuntimeError (shapes do not match the config)
+        raise ValueError(f"{root / WEIGHTS} is corrupt or does not match {CONFIG} ({type(exc).__name__})") from None
+    try:
+        tokenizer = load_tokenizer(str(root / TOKENIZER))
+    except Exception as exc:  # the tokenizers library raises a bare Exception on bad JSON
+        raise ValueError(f"{root / TOKENIZER} is corrupt ({type(exc).__name__}: {exc})") from None
     try:
         manifest = artifacts.read_manifest(root)
     except FileNotFoundError:

@@ -231,6 +231,41 @@ def test_load_generator_errors(tmp_path):
         load_generator(tmp_path)
 
 
+@pytest.mark.parametrize(
+    "damage, error, names",
+    [
+        ("drop_tokenizer", FileNotFoundError, "has no tokenizer"),
+        ("drop_weights", FileNotFoundError, "has no weights"),
+        ("truncate_weights", ValueError, "model.safetensors"),
+        ("empty_tokenizer", ValueError, "tokenizer"),
+    ],
+)
+def test_a_damaged_generator_dir_names_the_file(tmp_path, tiny_gpt2_dir, damage, error, names):
+    """A copied-but-broken model dir gets one clear error naming what is wrong, not a deep HF traceback."""
+    import shutil
+
+    from seqlab.lm.generator import load_generator
+
+    model_dir = tmp_path / "gen"
+    shutil.copytree(tiny_gpt2_dir, model_dir)
+    if damage == "drop_tokenizer":
+        for name in ("tokenizer.json", "vocab.json", "merges.txt"):
+            (model_dir / name).unlink(missing_ok=True)
+    elif damage == "drop_weights":
+        for weights in model_dir.glob("*.safetensors"):
+            weights.unlink()
+    elif damage == "truncate_weights":
+        weights = model_dir / "model.safetensors"
+        weights.write_bytes(weights.read_bytes()[: weights.stat().st_size // 2])
+    else:
+        for name in ("tokenizer.json", "vocab.json"):
+            if (model_dir / name).exists():
+                (model_dir / name).write_text("{}", encoding="utf-8")
+    with pytest.raises(error, match=names) as caught:
+        load_generator(model_dir)
+    assert str(model_dir) in str(caught.value)
+
+
 def test_batched_prompts_decode_as_alone(tiny_model):
     """Left-padded rows with masks and position ids give each prompt the tokens it gets alone."""
     from seqlab.lm.generator import GenerationRequest, Generator

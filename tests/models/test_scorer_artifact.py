@@ -87,6 +87,30 @@ def test_load_scorer_names_a_missing_artifact(tmp_path):
         load_scorer(str(tmp_path))
 
 
+@pytest.mark.parametrize(
+    "name, damage, error",
+    [
+        ("tokenizer.json", "delete", FileNotFoundError),
+        ("config.json", "delete", FileNotFoundError),
+        ("model.safetensors", "truncate", ValueError),
+        ("config.json", "truncate", ValueError),
+        ("tokenizer.json", "truncate", ValueError),
+    ],
+)
+def test_load_scorer_names_the_damaged_file(tmp_path, name, damage, error):
+    tok = train_tokenizer(TEXTS, TokenizerConfig(min_frequency=1))
+    model = RNNRegressor(tok.get_vocab_size(), embed_dim=8, hidden=8, pooling="mean")
+    save_scorer(str(tmp_path), model, tok)
+    target = tmp_path / name
+    assert target.is_file(), f"save_scorer no longer writes {name}; update this test"
+    if damage == "delete":
+        target.unlink()
+    else:
+        target.write_bytes(target.read_bytes()[: target.stat().st_size // 2])
+    with pytest.raises(error, match=name.replace(".", r"\.")):
+        load_scorer(str(tmp_path))
+
+
 def test_predict_normalizes_raw_text_like_the_corpus(tmp_path):
     from seqlab.text import normalize
 

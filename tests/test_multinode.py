@@ -280,7 +280,10 @@ def test_trials_training_and_replicas_spread_over_nodes_and_survive_losing_one(t
     assert len(moved) == 2
     for trial, rows in tune["reports"].items():
         assert [r["epoch"] for r in rows] == list(range(1, EPOCHS + 1)), (trial, rows)
-    assert (tune["num_trials"], tune["total_trial_epochs"]) == (TRIALS, TRIALS * EPOCHS)  # the search's own count
+    assert (tune["num_trials"], tune["total_trial_epochs"]) == (
+        TRIALS,
+        TRIALS * EPOCHS,
+    )  # the search's own count
     assert Path(tune["best"], "manifest.json").is_file(), "the search exported its best scorer"
     for trial in moved:
         rows = tune["reports"][trial]

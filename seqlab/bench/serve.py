@@ -119,7 +119,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--scorer-wait", type=float, default=SCORER_WAIT_S, help="scorer batch wait (s)")
     parser.add_argument("--generator-batch", type=int, default=GENERATOR_BATCH, help="rows per decode batch")
     parser.add_argument(
-        "--generator-wait", type=float, default=GENERATOR_WAIT_S, help="idle generator wait before decoding (s)"
+        "--generator-wait",
+        type=float,
+        default=GENERATOR_WAIT_S,
+        help="idle generator wait before decoding (s)",
     )
     parser.add_argument(
         "--stream-interval",

@@ -190,9 +190,13 @@ def load_model_and_tokenizer(model_dir: str | Path, device: str | None = None) -
     try:
         tokenizer = AutoTokenizer.from_pretrained(path)
     except Exception as exc:
-        raise ValueError(f"the tokenizer files in {model_dir} are corrupt ({type(exc).__name__}: {exc})") from None
+        raise ValueError(
+            f"the tokenizer files in {model_dir} are corrupt ({type(exc).__name__}: {exc})"
+        ) from None
     if len(tokenizer) <= 1:
-        raise ValueError(f"the tokenizer in {model_dir} is empty (vocabulary {len(tokenizer)}): its files are broken")
+        raise ValueError(
+            f"the tokenizer in {model_dir} is empty (vocabulary {len(tokenizer)}): its files are broken"
+        )
     weights = sorted(p.name for p in path.glob("*.safetensors")) or sorted(p.name for p in path.glob("*.bin"))
     if not weights:
         raise FileNotFoundError(f"{model_dir} has no weights (no *.safetensors or *.bin file)")

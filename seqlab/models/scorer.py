@@ -193,11 +193,15 @@ def load_scorer(path: str, device: str | torch.device = "cpu") -> Scorer:
         config = json.loads((root / CONFIG).read_text(encoding="utf-8"))
         model = RNNRegressor.from_config(RNNConfig.model_validate(config["model"]))
     except (ValueError, KeyError, TypeError) as exc:  # JSON, pydantic and shape errors are ValueErrors
-        raise ValueError(f"{root / CONFIG} is corrupt or not a scorer config ({type(exc).__name__}: {exc})") from None
+        raise ValueError(
+            f"{root / CONFIG} is corrupt or not a scorer config ({type(exc).__name__}: {exc})"
+        ) from None
     try:
         model.load_state_dict(load_file(str(root / WEIGHTS)))
     except Exception as exc:  # SafetensorError (truncated), RuntimeError (shapes do not match the config)
-        raise ValueError(f"{root / WEIGHTS} is corrupt or does not match {CONFIG} ({type(exc).__name__})") from None
+        raise ValueError(
+            f"{root / WEIGHTS} is corrupt or does not match {CONFIG} ({type(exc).__name__})"
+        ) from None
     try:
         tokenizer = load_tokenizer(str(root / TOKENIZER))
     except Exception as exc:  # the tokenizers library raises a bare Exception on bad JSON

@@ -86,7 +86,10 @@ def run(args: argparse.Namespace) -> int:
         return 2
     except OSError as exc:  # the output: a directory, an unwritable place, a full disk...
         where = f"{exc.filename}: " if exc.filename else ""
-        print(f"seqlab normalize: cannot write {args.out or 'stdout'}: {where}{exc.strerror or exc}", file=sys.stderr)
+        print(
+            f"seqlab normalize: cannot write {args.out or 'stdout'}: {where}{exc.strerror or exc}",
+            file=sys.stderr,
+        )
         return 2
     return 0
 

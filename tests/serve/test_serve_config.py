@@ -111,7 +111,9 @@ def test_deployment_options_map_to_serve_options():
     scorer = cfg.scorer_deployment.serve_options()
     assert scorer["num_replicas"] == 3 and scorer["ray_actor_options"]["num_gpus"] == 0.25
     assert scorer["max_queued_requests"] == 7
-    assert scorer["max_replicas_per_node"] == 1 and scorer["ray_actor_options"]["resources"] == {"scorer_node": 0.5}
+    assert scorer["max_replicas_per_node"] == 1 and scorer["ray_actor_options"]["resources"] == {
+        "scorer_node": 0.5
+    }
     generator = cfg.generator_deployment.serve_options()
     assert "num_replicas" not in generator and generator["autoscaling_config"]["max_replicas"] == 4
     assert "max_replicas_per_node" not in generator and "resources" not in generator["ray_actor_options"]

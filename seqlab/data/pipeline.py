@@ -250,11 +250,25 @@ def summarize(out_dir: str | Path, crawl_s: float = 0.0, process_s: float = 0.0)
 
 
 def read_failures(out_dir: str | Path) -> pd.DataFrame:
-    """All failure rows of a scrape directory (crawl parts and processing), one per URL."""
-    parts = sorted(Path(out_dir, "failures").glob("*.parquet"))
-    if not parts:
+    """All failure rows of a scrape directory (crawl parts and processing), one per URL.
+
+    A URL that failed transiently and was fetched again by a later run keeps only its newest crawl record,
+    and none at all once a page of it is stored: it is then a page (or a processing failure), not a failure.
+    """
+    folder = Path(out_dir, "failures")
+    crawl_parts = sorted(folder.glob("part-*.parquet"))
+    other = [p for p in sorted(folder.glob("*.parquet")) if p not in crawl_parts]
+    frames = [pd.read_parquet(p) for p in other]
+    if crawl_parts:
+        crawl = pd.concat([pd.read_parquet(p) for p in crawl_parts], ignore_index=True)
+        crawl = crawl.sort_values("fetched_at", kind="stable").drop_duplicates("url", keep="last")
+        raw = sorted(Path(out_dir, "raw").glob("part-*.parquet"))
+        fetched = set(pd.concat([pd.read_parquet(p, columns=["url"]) for p in raw])["url"]) if raw else set()
+        frames.insert(0, crawl[~crawl["url"].isin(fetched)])
+    frames = [f for f in frames if len(f)]
+    if not frames:
         return pd.DataFrame(columns=FAILURE_COLUMNS)
-    return pd.concat([pd.read_parquet(p) for p in parts], ignore_index=True)
+    return pd.concat(frames, ignore_index=True)
 
 
 def format_summary(summary: dict[str, Any]) -> str:

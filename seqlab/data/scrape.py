@@ -148,6 +148,16 @@ def failure_reason(error: str) -> str:
     return match.group(0) if match else "unknown"
 
 
+def is_transient(error: str) -> bool:
+    """Whether a failure may go away by itself (timeout, connection error, 408, 429, 5xx): such URLs are
+    fetched again by the next run into the same directory. 404s, robots, non-HTML, duplicates stay failed."""
+    reason = failure_reason(error)
+    if reason in ("timeout", "connection_error"):
+        return True
+    status = reason.removeprefix("http_")
+    return reason.startswith("http_") and status.isdigit() and (status in ("408", "429") or int(status) >= 500)
+
+
 # ---------------------------------------------------------------------------------------------------------
 # Sinks
 
@@ -314,17 +324,18 @@ def load_progress(directory: str | os.PathLike[str]) -> tuple[set[str], list[tup
     """What a crawl into ``ParquetSink(directory)`` already did, for resuming it.
 
     Returns:
-        ``(done_urls, frontier)``: every URL with a page or failure record, and ``(url, depth)`` for
-        each outlink of a done page that is not done itself (at its smallest depth), sorted by depth.
-        Pass both to :func:`crawl` (and :func:`load_content_hashes` as ``content_hashes``).
+        ``(done_urls, frontier)``: every URL with a page or a permanent failure record, and
+        ``(url, depth)`` for each outlink of a done page that is not done itself (at its smallest depth),
+        sorted by depth. Pass both to :func:`crawl` (and :func:`load_content_hashes` as ``content_hashes``).
+        A URL whose last failure was transient (:func:`is_transient`) is not done: the next run fetches it
+        again, so a site that was down for a while is crawled once it is back.
     """
     directory = str(directory)
     done: set[str] = set()
     pages = _read_parts(directory, "raw", ["url", "depth", "outlinks"])
     for part in pages:
         done.update(part["url"])
-    for part in _read_parts(directory, "failures", ["url"]):
-        done.update(part["url"])
+    done.update(url for url, error in latest_failures(directory).items() if not is_transient(error))
     frontier: dict[str, int] = {}
     for part in pages:
         for depth, outlinks in zip(part["depth"], part["outlinks"], strict=True):
@@ -332,6 +343,20 @@ def load_progress(directory: str | os.PathLike[str]) -> tuple[set[str], list[tup
                 if link not in done and frontier.get(link, math.inf) > depth + 1:
                     frontier[link] = depth + 1
     return done, sorted(frontier.items(), key=lambda item: (item[1], item[0]))
+
+
+def latest_failures(directory: str | os.PathLike[str]) -> dict[str, str]:
+    """``url -> error`` of each URL's most recent crawl failure record in ``directory/failures``.
+
+    A URL retried after a transient failure may have several records (one per run); the newest, by
+    ``fetched_at``, is its outcome. Records of URLs that later got a page are still returned here.
+    """
+    newest: dict[str, tuple[Any, str]] = {}
+    for part in _read_parts(str(directory), "failures", ["url", "error", "fetched_at"]):
+        for url, error, at in zip(part["url"], part["error"], part["fetched_at"], strict=True):
+            if url not in newest or (at is not None and (newest[url][0] is None or at >= newest[url][0])):
+                newest[url] = (at, str(error))
+    return {url: error for url, (_, error) in newest.items()}
 
 
 def load_content_hashes(directory: str | os.PathLike[str]) -> dict[str, str]:

@@ -689,3 +689,75 @@ def test_resume_after_a_crash_fetches_only_what_is_missing(tmp_path):
             assert outcomes == ref_outcomes  # incl. the duplicate, caught across runs
 
     asyncio.run(main())
+
+
+def test_transient_failures_are_fetched_again_by_the_next_run_and_permanent_ones_are_not(tmp_path):
+    """A site that was down (503s, timeouts) is crawled once it is back; its 404s are never asked again."""
+    from seqlab.data.pipeline import read_failures
+
+    state = {"down": True}
+
+    def while_down(handler: Handler) -> Handler:
+        async def wrapped(request: web.Request) -> web.StreamResponse:
+            if state["down"]:
+                return web.Response(status=503, text="maintenance")
+            return await handler(request)
+
+        return wrapped
+
+    routes = {
+        "/": while_down(page(links("/a.html", "/gone.html"))),
+        "/a.html": while_down(page(links(text="مقال يعود بعد انقطاع الموقع."))),
+    }
+
+    async def main() -> None:
+        async with Site(routes) as site:
+            for run in range(3):  # down, back, and once more with nothing left to do
+                state["down"] = run == 0
+                site.hits.clear()
+                done, frontier = load_progress(tmp_path)
+                with ParquetSink(tmp_path, flush_rows=1) as sink:
+                    await crawl(
+                        sources(site, retries=1),
+                        sink=sink,
+                        done_urls=done,
+                        frontier=frontier,
+                        content_hashes=load_content_hashes(tmp_path),
+                    )
+                if run == 0:
+                    assert site.hits["/"] == 2 and not (tmp_path / "raw").exists()
+                    assert site.url("/") not in load_progress(tmp_path)[0]
+                if run == 1:
+                    assert site.hits["/"] == 1 and site.hits["/a.html"] == 1 and site.hits["/gone.html"] == 1
+                if run == 2:
+                    assert not any(p != "/robots.txt" for p in site.hits), site.hits
+            failures = read_failures(tmp_path)
+            assert failures["url"].tolist() == [site.url("/gone.html")]
+            assert sorted(r["url"] for r in read_records(tmp_path, "raw")) == [
+                site.url("/"),
+                site.url("/a.html"),
+            ]
+
+    asyncio.run(main())
+
+
+@pytest.mark.parametrize(
+    "error, transient",
+    [
+        ("timeout", True),
+        ("connection_error: ClientConnectorError: refused", True),
+        ("http_503", True),
+        ("http_429", True),
+        ("http_408", True),
+        ("http_404", False),
+        ("http_403", False),
+        ("robots_disallowed", False),
+        ("non_html: image/png", False),
+        ("duplicate_content of http://x/", False),
+        ("client_error: InvalidURL: x", False),
+    ],
+)
+def test_is_transient(error, transient):
+    from seqlab.data.scrape import is_transient
+
+    assert is_transient(error) is transient

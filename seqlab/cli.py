@@ -10,9 +10,14 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
+import shlex
 import sys
 
-from seqlab.config import ConfigError
+from pydantic import ValidationError
+
+from seqlab import interrupts
+from seqlab.config import ConfigError, format_validation_error
+from seqlab.ray_utils import RayUnavailable
 
 # verb -> (module, one-line help). The module provides add_arguments(parser) and run(args) -> int.
 VERBS: dict[str, tuple[str, str]] = {
@@ -88,14 +93,25 @@ def main(argv: list[str] | None = None) -> int:
         )
     if hasattr(args, "overrides"):
         args.overrides = [*args.overrides, *overrides]
+    interrupts.reset()
+    interrupts.sigterm_as_interrupt()  # `kill PID` stops a command as cleanly as Ctrl+C
     try:
         return int(module.run(args) or 0)
     except ConfigError as exc:
         print(f"seqlab {argv[0]}: {exc}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print(f"seqlab {argv[0]}: interrupted", file=sys.stderr)
-        return 130
+    except ValidationError as exc:  # a flag assigned onto a validated config (validate_assignment)
+        print(f"seqlab {argv[0]}: {format_validation_error(exc, 'flags')}", file=sys.stderr)
+        return 2
+    except RayUnavailable as exc:
+        print(f"seqlab {argv[0]}: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt as exc:
+        message = str(exc) if isinstance(exc, interrupts.Interrupted) else "interrupted"
+        if isinstance(exc, interrupts.Interrupted) and not exc.resume:
+            message += f"; run the same command again to resume: {shlex.join(['seqlab', *argv])}"
+        print(f"seqlab {argv[0]}: {message}", file=sys.stderr)
+        return interrupts.exit_code()
 
 
 if __name__ == "__main__":

@@ -110,7 +110,7 @@ def apply_overrides(base: dict[str, Any], overrides: dict[str, Any]) -> dict[str
     return merged
 
 
-def _format_validation_error(exc: ValidationError, source: str) -> str:
+def format_validation_error(exc: ValidationError, source: str) -> str:
     lines = [f"invalid config ({source}):"]
     for err in exc.errors():
         field = ".".join(str(p) for p in err["loc"]) or "<root>"
@@ -125,7 +125,24 @@ def validate_config(cls: type[C], data: dict[str, Any], source: str = "<dict>") 
     try:
         return cls.model_validate(data)
     except ValidationError as exc:
-        raise ConfigError(_format_validation_error(exc, source)) from None
+        raise ConfigError(format_validation_error(exc, source)) from None
+
+
+def config_from_args(cls: type[C], args: Any) -> C:
+    """``cls`` validated from an argparse namespace's attributes of the same names.
+
+    For verbs whose flags are the whole config (``seqlab corpus``, ``seqlab site``); errors name the flag
+    as typed (``--noise-sd``), not the field.
+    """
+    data = {name: getattr(args, name) for name in cls.model_fields if hasattr(args, name)}
+    try:
+        return cls.model_validate(data)
+    except ValidationError as exc:
+        lines = ["invalid flags:"]
+        for err in exc.errors():
+            flag = "--" + "-".join(str(p) for p in err["loc"][:1]).replace("_", "-")
+            lines.append(f"  {flag}: {err['msg']} (got {err.get('input')!r})")
+        raise ConfigError("\n".join(lines)) from None
 
 
 def load_config(cls: type[C], path: str | Path | None = None, overrides: list[str] | None = None) -> C:

@@ -23,6 +23,7 @@ from typing import Any, Literal
 from pydantic import Field, ValidationInfo, field_validator
 
 from seqlab.config import Config, ConfigError, add_config_arguments, apply_overrides, dump_config, load_config
+from seqlab.interrupts import Interrupted
 from seqlab.lm.config import DecodingParams, FinetuneJobConfig
 from seqlab.tune.config import TuneJobConfig
 
@@ -235,7 +236,7 @@ def _tune(cfg: DemoConfig, out: Path, corpus: str, n: int) -> dict:
     )
     result = run_tune_job(tune_cfg)
     if result.get("interrupted"):
-        raise RuntimeError(f"the search was interrupted; resume it with: {result['resume']}")
+        raise Interrupted("the search was interrupted; nothing was exported", resume=result["resume"])
     best, base = result["best"], result["baselines"]
     tfidf, mean = base["tfidf_ridge"]["test_rmse"], base["mean"]["test_rmse"]
     floor = result.get("noise_floor_rmse")

@@ -23,6 +23,7 @@ from pydantic import Field
 from seqlab import artifacts
 from seqlab.config import Config, ConfigError, add_config_arguments, dump_config, load_config
 from seqlab.data.config import ScrapeJobConfig
+from seqlab.interrupts import Interrupted
 from seqlab.lm.config import FinetuneJobConfig
 from seqlab.serve.config import DeployJobConfig
 from seqlab.tune.config import TuneJobConfig
@@ -153,7 +154,7 @@ def _run_stage(stage: str, stage_cfg: Config) -> None:
 
         result = run_tune_job(stage_cfg)
         if result.get("interrupted"):
-            raise RuntimeError(f"the search was interrupted; resume it with: {result['resume']}")
+            raise Interrupted("the search was interrupted; nothing was exported", resume=result["resume"])
     else:
         from seqlab.lm.finetune import run_finetune
 

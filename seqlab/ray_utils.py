@@ -11,19 +11,67 @@ PROXY_CALLBACK_ENV = "RAY_SERVE_HTTP_PROXY_CALLBACK_IMPORT_PATH"
 PROXY_CALLBACK = "seqlab.serve.edge:proxy_middlewares"
 
 
+class RayUnavailable(ConnectionError):
+    """The Ray cluster named by ``RAY_ADDRESS`` does not answer."""
+
+
+CONNECT_TIMEOUT_S = 10.0
+
+
+def check_reachable(address: str, timeout_s: float = CONNECT_TIMEOUT_S) -> None:
+    """Raise :class:`RayUnavailable` unless something accepts TCP connections at ``address``.
+
+    ``ray.init`` on a dead GCS address retries for minutes ("Failed to connect to GCS") and ignores
+    SIGTERM meanwhile; this bounded probe turns that into one clear error. ``auto`` is resolved the way
+    Ray resolves it (``/tmp/ray/ray_current_cluster``); ``ray://`` client addresses are probed too.
+    """
+    import socket
+
+    target = address
+    if target == "auto":
+        current = os.path.join(os.environ.get("RAY_TMPDIR", "/tmp/ray"), "ray_current_cluster")
+        try:
+            with open(current, encoding="utf-8") as f:
+                target = f.read().strip()
+        except OSError:
+            raise RayUnavailable(
+                f"RAY_ADDRESS=auto but no Ray cluster was started here ({current} is missing)"
+            ) from None
+    hostport = target.split("://", 1)[-1].split("/", 1)[0]
+    host, _, port = hostport.rpartition(":")
+    if not host or not port.isdigit():
+        raise RayUnavailable(f"RAY_ADDRESS={address!r} is not host:port (for example 10.0.0.5:6379)")
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=timeout_s).close()
+    except OSError as exc:
+        raise RayUnavailable(
+            f"no Ray cluster answers at {target} (RAY_ADDRESS={address}): {exc.strerror or exc}; "
+            "start one with `ray start --head`, or unset RAY_ADDRESS to run on a new local Ray"
+        ) from None
+
+
 def init_ray(num_cpus: int | None = None, **kwargs) -> bool:
     """Join the cluster at ``RAY_ADDRESS`` (set by ``ray job submit``) or start a local one.
+
+    The rule: a new local Ray unless ``RAY_ADDRESS`` names a cluster; never whatever cluster
+    ``/tmp/ray/ray_current_cluster`` happens to name. A cluster that does not answer within
+    :data:`CONNECT_TIMEOUT_S` is :class:`RayUnavailable`, never a hang.
 
     Returns True when this call started Ray (so the caller should shut it down), False when Ray was
     already initialized or a cluster was joined.
     """
     import ray
 
+    from seqlab.interrupts import sigterm_as_interrupt
+
     if ray.is_initialized():
         return False
     if os.environ.get("RAY_ADDRESS"):
-        ray.init(address=os.environ["RAY_ADDRESS"], **kwargs)
-        log.info("joined Ray cluster at %s", os.environ["RAY_ADDRESS"])
+        address = os.environ["RAY_ADDRESS"]
+        check_reachable(address)
+        ray.init(address=address, **kwargs)
+        sigterm_as_interrupt()  # ray.init put its own SIGTERM handler (sys.exit mid-call) in our place
+        log.info("joined the Ray cluster at %s (RAY_ADDRESS)", address)
         return False
     # Serve's HTTP proxy (if this Ray serves the app later) installs seqlab's edge middleware; the proxy
     # inherits this process's environment when it is the one that starts Ray.
@@ -33,5 +81,9 @@ def init_ray(num_cpus: int | None = None, **kwargs) -> bool:
     # address="local": always a new local Ray, never whatever cluster /tmp/ray/ray_current_cluster names
     # (a stale one would hang ray.init); joining a cluster is what RAY_ADDRESS is for.
     ray.init(address="local", num_cpus=num_cpus, include_dashboard=False, **kwargs)
-    log.info("started a local Ray with %s CPUs", ray.cluster_resources().get("CPU"))
+    sigterm_as_interrupt()
+    log.info(
+        "started a new local Ray with %s CPUs (set RAY_ADDRESS to join a cluster)",
+        ray.cluster_resources().get("CPU"),
+    )
     return True

@@ -32,6 +32,7 @@ import pandas as pd
 from seqlab.artifacts import check_output_dir, write_manifest
 from seqlab.data.config import ScrapeJobConfig, SourcesConfig
 from seqlab.data.labeling import label_key, lexicon_score, read_labels_csv
+from seqlab.interrupts import Interrupted
 
 log = logging.getLogger(__name__)
 
@@ -173,7 +174,12 @@ def run_scrape(
     # Phase 1: crawl, sharded by host, one Ray task per shard.
     shards = shard_sources(cfg.sources, cfg.num_crawl_tasks)
     task = ray.remote(num_cpus=1)(crawl_shard)
-    crawl_results = ray.get([task.remote(shard, str(out_dir)) for shard in shards])
+    try:
+        crawl_results = ray.get([task.remote(shard, str(out_dir)) for shard in shards])
+    except KeyboardInterrupt:
+        raise Interrupted(
+            f"scrape interrupted; the pages fetched so far are kept in {out_dir / 'raw'}"
+        ) from None
     crawl_s = time.monotonic() - started
 
     # Phase 2: process raw pages in parallel with Ray Data.

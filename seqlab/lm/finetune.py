@@ -29,6 +29,7 @@ from seqlab.artifacts import (
     write_text,
 )
 from seqlab.config import dump_config
+from seqlab.interrupts import Interrupted
 from seqlab.lm.config import FinetuneJobConfig
 from seqlab.lm.data import pack_blocks, read_split_texts, resolve_corpus_dir
 from seqlab.lm.model import ModelSpec, count_parameters, init_model, load_causal_lm, small_gpt2_config
@@ -151,6 +152,10 @@ def run_finetune(
     started_ray = init_ray()  # joins RAY_ADDRESS when set (ray job submit), else starts a local Ray
     try:
         run = fit(cfg, spec, tokenizer, corpus_dir, storage, fail_at_step=fail_at_step)
+    except KeyboardInterrupt:
+        raise Interrupted(
+            f"fine-tuning interrupted; nothing was exported, its checkpoints are kept in {join(storage, cfg.ray.name)}"
+        ) from None
     finally:
         if started_ray:
             import ray

@@ -30,8 +30,10 @@ def run(args: argparse.Namespace) -> int:
         )
     import ray
 
+    from seqlab.ray_utils import check_reachable
     from seqlab.serve.cli import start_local
 
+    check_reachable(address)
     ray.init(address=address)
     try:
         url = start_local(

@@ -65,6 +65,7 @@ def load_job_config(args: argparse.Namespace):
 
 
 def run(args: argparse.Namespace) -> int:
+    from seqlab import interrupts
     from seqlab.tune.job import run_tune_job
 
     cfg = load_job_config(args)
@@ -74,8 +75,11 @@ def run(args: argparse.Namespace) -> int:
         print(f"seqlab tune: {exc}", file=sys.stderr)
         return 2
     if summary.get("interrupted"):
-        print(f"search interrupted; resume with: {summary['resume']}")
-        return 130
+        print(
+            f"seqlab tune: search interrupted; nothing was exported. Resume with: {summary['resume']}",
+            file=sys.stderr,
+        )
+        return interrupts.exit_code()
     best, base = summary["best"], summary["baselines"]
     print(f"\nbest: {best['architecture']} (trial {best['trial_id']}) {json.dumps(best['config'])}")
     for split in ("val", "test"):

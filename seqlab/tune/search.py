@@ -296,8 +296,16 @@ def load_trial_model(record: TrialRecord, data: EncodedCorpus) -> RNNRegressor:
 
 def search_finished(grid, cfg: TuneJobConfig) -> bool:
     """False when the search was interrupted (trials left unfinished, or fewer trials than asked for
-    without the trial-epoch budget running out)."""
+    without the trial-epoch budget running out).
+
+    The ``ResultGrid`` alone cannot tell: on Ctrl+C Tune marks every running trial TERMINATED while it
+    cleans up, so a search stopped after its last trial started looks finished. The experiment state Tune
+    saved just before that cleanup still holds those trials as unfinished, and is what decides here.
+    """
     if grid.num_terminated + grid.num_errors < len(grid):
+        return False
+    saved = tune.ExperimentAnalysis(grid.experiment_path, storage_filesystem=grid.filesystem)
+    if any(t.status not in ("TERMINATED", "ERROR") for t in saved.trials):
         return False
     if len(grid) >= cfg.search.num_samples:
         return True

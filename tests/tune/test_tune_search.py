@@ -21,6 +21,7 @@ TINY = [
     "--smoke_test=true",
     "--search.num_samples=3",
     "--search.max_concurrent=1",
+    "--search.scheduler=fifo",  # ASHA could stop the last trial at epoch 1, before it can be interrupted
     "--search.space.hidden=[16]",
     "--search.space.embed_dim=[16]",
     "--search.space.layers=[1]",
@@ -31,14 +32,20 @@ TINY = [
 ]
 
 
-def interrupt_once(flag: str):
-    """A Tune callback sending the driver SIGUSR1 (Tune's graceful stop, like Ctrl+C) when the first trial
-    completes. It is pickled into the experiment state and comes back on restore, so "once" lives in a file."""
+def interrupt_once(flag: str, num_samples: int):
+    """A Tune callback sending the driver SIGUSR1 (Tune's graceful stop, like Ctrl+C) at the first epoch of
+    the last trial: every trial has started, the earlier ones have finished, the last one is mid-way.
+
+    That is the moment a ResultGrid alone gets wrong (Tune marks the running trial TERMINATED as it cleans
+    up). The callback is pickled into the experiment state and comes back on restore, so "once" is a file.
+    """
     from ray import tune
 
     class InterruptOnce(tune.Callback):
-        def on_trial_complete(self, iteration, trials, trial, **info):
-            if not os.path.exists(flag):
+        def on_step_end(self, iteration, trials, **info):
+            last = trials[-1] if len(trials) == num_samples else None
+            # once its first checkpoint is registered (a save still in flight would be lost by Tune itself)
+            if last is not None and last.status == "RUNNING" and last.checkpoint and not os.path.exists(flag):
                 open(flag, "w").close()
                 os.kill(os.getpid(), signal.SIGUSR1)
 
@@ -55,6 +62,8 @@ def progress_rows(experiment) -> dict[str, int]:
 
 @pytest.mark.slow
 def test_interrupted_search_resumes_and_exports_best_and_report(ray_session, tiny_corpus, tmp_path, capsys):
+    from ray import tune
+
     from seqlab.tune.config import effective_config
     from seqlab.tune.data import prepare_data
     from seqlab.tune.job import JOB_CONFIG_FILE, TOKENIZER_FILE
@@ -68,11 +77,16 @@ def test_interrupted_search_resumes_and_exports_best_and_report(ray_session, tin
     data = prepare_data(str(tiny_corpus), run.data.tokenizer, max_docs=run.data.max_docs)
     (out / TOKENIZER_FILE).write_text(data.encoded.tokenizer_json)  # also saved by `seqlab tune`
 
-    # 1. The driver is interrupted once the first trial has finished.
-    grid = build_tuner(run, data.encoded, str(out), callbacks=[interrupt_once(str(tmp_path / "fired"))]).fit()
+    # 1. The driver is interrupted in the last trial's first epoch. Every trial has started and the grid
+    #    calls them all TERMINATED, yet the search is not finished and nothing may be exported as best.
+    fired = tmp_path / "fired"
+    grid = build_tuner(run, data.encoded, str(out), callbacks=[interrupt_once(str(fired), 3)]).fit()
+    assert fired.exists() and len(grid) == 3 and grid.num_terminated == 3
     assert not search_finished(grid, run)
-    finished = [r.path.rsplit("/", 1)[-1] for r in grid if r.metrics.get("done")]
-    assert finished, "the interruption came before any trial finished"
+    # Tune's saved state, not the grid's "done" flags (all True after the cleanup), says what finished.
+    saved = {t.trial_id: t.status for t in tune.ExperimentAnalysis(grid.experiment_path).trials}
+    finished = [trial_id for trial_id, status in saved.items() if status == "TERMINATED"]
+    assert len(finished) == 2, f"the interruption should come after two trials finished: {saved}"
     rows_before = progress_rows(out / "search")
     assert not (out / "best").exists()
 
@@ -118,3 +132,45 @@ def test_interrupted_search_resumes_and_exports_best_and_report(ray_session, tin
 
     # 5. A new search into the same directory refuses to overwrite it.
     assert main(["tune", "--data", str(tiny_corpus), "--out", str(out), *TINY]) == 2
+
+
+@pytest.mark.slow
+def test_trial_epoch_budget_survives_a_resume(ray_session, tmp_path):
+    """The budget counts epochs across an interruption: a resumed search does not get a fresh budget."""
+    from ray import tune
+
+    from seqlab.tune.search import TrialEpochBudget
+
+    def _counting_trainable(config):  # defined here: pickled by value, workers cannot import tests
+        """20 quick epochs, checkpointing each, resuming from the last one."""
+        import tempfile
+        import time
+
+        from ray import tune
+
+        start = 0
+        if (checkpoint := tune.get_checkpoint()) is not None:
+            with checkpoint.as_directory() as directory:
+                start = int(open(os.path.join(directory, "epoch")).read())
+        for epoch in range(start, 20):
+            time.sleep(0.05)
+            with tempfile.TemporaryDirectory() as directory:
+                with open(os.path.join(directory, "epoch"), "w") as f:
+                    f.write(str(epoch + 1))
+                tune.report({"epoch": epoch + 1}, checkpoint=tune.Checkpoint.from_directory(directory))
+
+    class InterruptAtThree(tune.Callback):
+        def on_trial_result(self, iteration, trials, trial, result, **info):
+            if result["training_iteration"] == 3 and not (tmp_path / "fired").exists():
+                (tmp_path / "fired").touch()
+                os.kill(os.getpid(), signal.SIGUSR1)
+
+    run = tune.RunConfig(
+        name="budget", storage_path=str(tmp_path), stop=TrialEpochBudget(12), callbacks=[InterruptAtThree()]
+    )
+    tuner = tune.Tuner(_counting_trainable, tune_config=tune.TuneConfig(num_samples=2), run_config=run)
+    first = sum(r.metrics.get("training_iteration", 0) for r in tuner.fit())
+    assert 3 <= first < 12
+    resumed = tune.Tuner.restore(str(tmp_path / "budget"), trainable=_counting_trainable).fit()
+    total = sum(r.metrics.get("training_iteration", 0) for r in resumed)
+    assert first < total <= 12  # a restarted count would allow 12 more: up to first + 12

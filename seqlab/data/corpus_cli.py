@@ -35,6 +35,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from seqlab.config import config_from_args
+    from seqlab.data.config import CorpusArgs
+
+    config_from_args(CorpusArgs, args)  # finite, in-range numbers before any work (ConfigError: exit 2)
     bank = corpus.load_sentence_bank(args.sentences)
     docs = corpus.generate_documents(args.n_docs, args.seed, bank=bank, noise_sd=args.noise_sd)
     urls = [corpus.article_url(d, args.base_url) for d in docs]

@@ -678,6 +678,10 @@ def build_site_app(
     return app
 
 
+class SiteStartError(RuntimeError):
+    """The local site could not bind its address (port in use, unknown host, no permission)."""
+
+
 class LocalSite:
     """The local site running in a background thread with its own event loop.
 
@@ -755,9 +759,11 @@ class LocalSite:
         if errors:
             self._thread.join()
             self._thread = self._loop = None
-            raise RuntimeError(
-                f"local site could not start on {self.host}:{self.port}: {errors[0]}"
-            ) from errors[0]
+            error = errors[0]
+            reason = error.strerror if isinstance(error, OSError) and error.strerror else str(error)
+            raise SiteStartError(
+                f"the local site could not start on {self.host}:{self.port}: {reason}"
+            ) from None
         log.info("local site serving %d articles at %s", len(self.docs), self.base_url)
         return self
 

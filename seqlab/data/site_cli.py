@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import signal
+import sys
 import time
 from collections import Counter
 
@@ -27,8 +28,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from seqlab.data.site import LocalSite
+    from seqlab.config import config_from_args
+    from seqlab.data.config import SiteArgs
+    from seqlab.data.site import LocalSite, SiteStartError
 
+    config_from_args(SiteArgs, args)  # ports, latencies, sizes in range before anything binds
     bank = corpus.load_sentence_bank(args.sentences)
     docs = corpus.generate_documents(args.n_docs, args.seed, bank=bank)
     site = LocalSite(
@@ -41,6 +45,11 @@ def run(args: argparse.Namespace) -> int:
         seed=args.seed,
         crawl_delay=args.crawl_delay,
     )
+    try:
+        site.start()
+    except SiteStartError as exc:
+        print(f"seqlab site: {exc}", file=sys.stderr)
+        return 2
     with site:
         outcomes = Counter(site.expected.values())
         print(f"serving {len(docs)} articles at {site.index_url}  (robots: {site.robots_url})")

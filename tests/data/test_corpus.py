@@ -317,3 +317,34 @@ def test_corpus_cli_writes_labels_and_corpus(tmp_path, tiny_bank_dir, capsys):
     assert math.isfinite(
         json.loads((tmp_path / "c" / "manifest.json").read_text())["metrics"]["noise_floor_rmse"]
     )
+
+
+@pytest.mark.parametrize(
+    "verb, flags, named",
+    [
+        ("corpus", ["--noise-sd", "nan"], "--noise-sd"),
+        ("corpus", ["--noise-sd", "-1"], "--noise-sd"),
+        ("corpus", ["--noise-sd", "inf"], "--noise-sd"),
+        ("corpus", ["--n-docs", "-5"], "--n-docs"),
+        ("corpus", ["--n-docs", "0"], "--n-docs"),
+        ("corpus", ["--n-docs", "1000000000000"], "--n-docs"),
+        ("corpus", ["--seed", "-1"], "--seed"),
+        ("site", ["--port", "99999"], "--port"),
+        ("site", ["--port", "-1"], "--port"),
+        ("site", ["--latency-ms", "-5"], "--latency-ms"),
+        ("site", ["--latency-ms", "nan"], "--latency-ms"),
+        ("site", ["--crawl-delay", "-1"], "--crawl-delay"),
+        ("site", ["--base-path", "news"], "--base-path"),
+        ("site", ["--n-docs", "0"], "--n-docs"),
+    ],
+)
+def test_numeric_flags_out_of_range_are_one_line_errors_before_any_work(verb, flags, named, tmp_path, capsys):
+    from seqlab.cli import main
+
+    out = tmp_path / "out"
+    extra = ["--out", str(out)] if verb == "corpus" else []
+    assert main([verb, *flags, *extra]) == 2
+    captured = capsys.readouterr()
+    assert named in captured.err and "Traceback" not in captured.err
+    assert not captured.out  # nothing generated, nothing served
+    assert not out.exists()

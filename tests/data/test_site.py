@@ -339,3 +339,19 @@ def test_site_cli_serves_until_interrupted(monkeypatch, capsys):
     assert main(["site", "--n-docs", "15", "--port", "0", "--latency-ms", "5", "--no-faults"]) == 0
     out = capsys.readouterr().out
     assert re.search(r"http://127\.0\.0\.1:\d+/", out) and "ok 15" in out
+
+
+def test_site_cli_port_in_use_or_bad_host_is_one_line(capsys):
+    import socket
+
+    from seqlab.cli import main
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        assert main(["site", "--n-docs", "5", "--port", str(port)]) == 2
+    err = capsys.readouterr().err
+    assert f"127.0.0.1:{port}" in err and "in use" in err and "Traceback" not in err
+    assert main(["site", "--n-docs", "5", "--port", "0", "--host", "no-such-host.invalid"]) == 2
+    assert "could not start on no-such-host.invalid" in capsys.readouterr().err

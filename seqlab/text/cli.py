@@ -143,24 +143,28 @@ def _detect_format(requested: str, sources: list[str]) -> str:
 def _lines(sources: list[str], use_stdin: bool) -> Iterator[tuple[str, int, str]]:
     """(source name, 1-based line number, line without its newline) for every input line."""
     if use_stdin:
-        stdin = sys.stdin
-        if hasattr(stdin, "reconfigure"):
-            stdin.reconfigure(encoding="utf-8")
+        stdin = getattr(sys.stdin, "buffer", None)
+        if stdin is None:  # a text stream (tests, embedding): already decoded
+            for line_no, line in enumerate(sys.stdin, 1):
+                yield "<stdin>", line_no, line.rstrip("\r\n")
+            return
         yield from _numbered("<stdin>", stdin)
         return
     for path in sources:
-        with open(path, encoding="utf-8", newline=None) as fh:
+        with open(path, "rb") as fh:
             yield from _numbered(path, fh)
 
 
-def _numbered(name: str, lines: Iterable[str]) -> Iterator[tuple[str, int, str]]:
-    line_no = 0
-    try:
-        for line in lines:
-            line_no += 1
-            yield name, line_no, line.rstrip("\n")
-    except UnicodeDecodeError as exc:
-        raise InputError(f"{name}: not valid UTF-8 after line {line_no} ({exc.reason})") from None
+def _numbered(name: str, lines: Iterable[bytes]) -> Iterator[tuple[str, int, str]]:
+    """Decode line by line, so an invalid byte is reported on the line that holds it."""
+    for line_no, raw in enumerate(lines, 1):
+        try:
+            line = raw.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise InputError(
+                f"{name}:{line_no}: not valid UTF-8 (byte {raw[exc.start]:#04x} at column {exc.start + 1})"
+            ) from None
+        yield name, line_no, line.rstrip("\n").removesuffix("\r")
 
 
 def _jsonl_line(
@@ -179,6 +183,14 @@ def _jsonl_line(
     value = record[field]
     if value is not None and not isinstance(value, str):
         raise InputError(f"{source}:{line_no}: field {field!r} is {type(value).__name__}, expected a string")
+    if value is not None:
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError as exc:
+            raise InputError(
+                f"{source}:{line_no}: field {field!r} holds an unpaired surrogate "
+                f"(\\u{ord(value[exc.start]):04x}), which is not text"
+            ) from None
     record[out_field] = None if value is None else fn(value)
     return json.dumps(record, ensure_ascii=False) + "\n"
 

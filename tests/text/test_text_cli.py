@@ -77,16 +77,32 @@ def test_parquet_column_in_place(tmp_path):
         (["normalize", "{tmp}/data.jsonl", "--field", "body"], "no field 'body'"),
         (["normalize", "{tmp}/data.parquet", "--column", "body"], "no column 'body'"),
         (["normalize", "{tmp}/bad.jsonl"], "not valid JSON"),
+        (
+            ["normalize", "{tmp}/surrogate.jsonl"],
+            "surrogate.jsonl:2: field 'text' holds an unpaired surrogate",
+        ),
+        (["normalize", "{tmp}/latin1.txt"], "latin1.txt:3: not valid UTF-8 (byte 0xe9"),
     ],
-    ids=["missing-file", "unknown-format", "missing-field", "missing-column", "bad-json"],
+    ids=[
+        "missing-file",
+        "unknown-format",
+        "missing-field",
+        "missing-column",
+        "bad-json",
+        "surrogate",
+        "bad-byte",
+    ],
 )
 def test_clear_errors(tmp_path, capsys, argv, message):
     (tmp_path / "data.csv").write_text("a,b\n", encoding="utf-8")
     (tmp_path / "data.jsonl").write_text('{"text": "نص"}\n', encoding="utf-8")
     (tmp_path / "bad.jsonl").write_text('{"text": "نص"\n', encoding="utf-8")
+    (tmp_path / "surrogate.jsonl").write_text('{"text": "نص"}\n{"text": "\\ud800"}\n', encoding="utf-8")
+    (tmp_path / "latin1.txt").write_bytes("سطر\nسطر\ncaf\u00e9\n".encode("utf-8")[:-4] + b"\xe9\n")
     pq.write_table(pa.table({"text": ["نص"]}), tmp_path / "data.parquet")
     assert main([a.format(tmp=tmp_path) for a in argv]) == 2
-    assert message in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err
 
 
 def test_subprocess_console_script(tmp_path):

@@ -11,6 +11,8 @@ from dataclasses import dataclass
 
 from bs4 import BeautifulSoup, Tag
 
+from seqlab.text.normalize import arabic_letter_count
+
 __all__ = ["Article", "arabic_share", "decode_html", "extract_article", "extract_batch"]
 
 # ---------------------------------------------------------------------------------------------------------
@@ -146,9 +148,6 @@ def _detect(body: bytes) -> tuple[str, str]:
 # ---------------------------------------------------------------------------------------------------------
 # Arabic share
 
-# Arabic, Arabic Supplement, Arabic Extended-A and the two presentation-form blocks.
-_ARABIC_BLOCK = re.compile(r"[\u0600-\u06FF\u0750-\u077F\u08A0-\u08FF\uFB50-\uFDFF\uFE70-\uFEFF]")
-
 
 def arabic_share(text: str) -> float:
     """Arabic letters / all letters of ``text`` (0.0 when it has no letters). Diacritics, digits and
@@ -156,7 +155,7 @@ def arabic_share(text: str) -> float:
     letters = sum(map(str.isalpha, text))
     if not letters:
         return 0.0
-    arabic = sum(map(str.isalpha, _ARABIC_BLOCK.findall(text)))
+    arabic = arabic_letter_count(text)
     return arabic / letters
 
 
@@ -238,7 +237,7 @@ def _paragraph_text(tag: Tag) -> str:
 
 
 def _arabic_letters(text: str) -> int:
-    return sum(map(str.isalpha, _ARABIC_BLOCK.findall(text)))
+    return arabic_letter_count(text)
 
 
 def _main_content(soup: BeautifulSoup) -> Tag | None:

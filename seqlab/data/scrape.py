@@ -155,7 +155,9 @@ def is_transient(error: str) -> bool:
     if reason in ("timeout", "connection_error"):
         return True
     status = reason.removeprefix("http_")
-    return reason.startswith("http_") and status.isdigit() and (status in ("408", "429") or int(status) >= 500)
+    return (
+        reason.startswith("http_") and status.isdigit() and (status in ("408", "429") or int(status) >= 500)
+    )
 
 
 # ---------------------------------------------------------------------------------------------------------

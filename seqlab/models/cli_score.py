@@ -78,6 +78,14 @@ def _predict(scorer, texts: list[str]) -> list[float]:
     scores: list[float] = []
     for start in range(0, len(texts), BATCH):
         scores.extend(scorer.predict(texts[start : start + BATCH]))
+    flagged = [i for i, no in enumerate(scorer.no_arabic(texts)) if no]
+    if flagged:
+        shown = ", ".join(str(i + 1) for i in flagged[:5]) + (" ..." if len(flagged) > 5 else "")
+        print(
+            f"seqlab score: warning: {len(flagged)} text(s) have no Arabic letters (input {shown}); "
+            "their scores are only the model's prior",
+            file=sys.stderr,
+        )
     return scores
 
 

@@ -36,6 +36,7 @@ from seqlab import artifacts
 from seqlab.models.rnn import RNNConfig, RNNRegressor
 from seqlab.models.tokenizer import TokenizerConfig, encode_texts, load_tokenizer
 from seqlab.text.config import NormalizeConfig
+from seqlab.text.normalize import has_arabic
 
 __all__ = ["Scorer", "load_scorer", "save_scorer"]
 
@@ -85,11 +86,23 @@ class Scorer:
         self.manifest = manifest or {}
         self.prepare = text_preparer(config)
 
+    @staticmethod
+    def no_arabic(texts: Sequence[str]) -> list[bool]:
+        """True for each text without an Arabic letter: its score is the model's prior, not a judgement."""
+        check_texts(texts)
+        return [not has_arabic(t) for t in texts]
+
     @torch.no_grad()
     def predict(self, texts: Sequence[str], batch_size: int = 64) -> list[float]:
-        """Score raw texts; returns one float in [0, 10] per text, in input order."""
-        if isinstance(texts, str):
-            raise TypeError("predict() takes a list of texts, not a single str")
+        """Score raw texts; returns one float in [0, 10] per text, in input order.
+
+        A text without Arabic letters (empty, emoji, Latin only) still gets a number, the model's prior
+        (about the corpus mean); :meth:`no_arabic` says which those are, and ``/v1/score`` returns it too.
+
+        Raises:
+            TypeError: ``texts`` is not a list/tuple of str (a bare str, None, or a non-str item).
+        """
+        check_texts(texts)
         if not texts:
             return []
         ids, offsets = encode_texts(self.tokenizer, [self.prepare(t) for t in texts])
@@ -102,6 +115,16 @@ class Scorer:
             out = self.model(tokens.to(self.device), lens)  # (b,)
             scores[idx] = out.float().cpu().numpy()
         return scores.tolist()
+
+
+def check_texts(texts: Any) -> None:
+    """TypeError unless ``texts`` is a sequence of str (not a str itself), naming the first bad item."""
+    if isinstance(texts, str) or not isinstance(texts, Sequence):
+        kind = "a single str" if isinstance(texts, str) else type(texts).__name__
+        raise TypeError(f"texts must be a list of str, not {kind}")
+    for i, text in enumerate(texts):
+        if not isinstance(text, str):
+            raise TypeError(f"texts[{i}] is {type(text).__name__}, not str")
 
 
 def _pad(ids: np.ndarray, offsets: np.ndarray, idx: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:

@@ -43,6 +43,7 @@ from seqlab.serve.schemas import (
     ScoreResponse,
     Usage,
 )
+from seqlab.text.normalize import has_arabic
 
 __all__ = ["API_KEY_ENV", "ApiError", "Ingress", "api"]
 
@@ -421,7 +422,11 @@ class Ingress:
                     f"texts[{i}]",
                 )
         scores = await self._scores(body.texts)
-        return ScoreResponse(scores=scores, model=self._model_info("scorer"))
+        return ScoreResponse(
+            scores=scores,
+            no_arabic=[not has_arabic(t) for t in body.texts],  # the rule Scorer.no_arabic applies
+            model=self._model_info("scorer"),
+        )
 
     @api.post(
         "/v1/generate",

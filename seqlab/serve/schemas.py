@@ -100,6 +100,11 @@ class ModelInfo(BaseModel):
 
 class ScoreResponse(BaseModel):
     scores: list[float] = Field(description="one relevance score in [0, 10] per text, in request order")
+    no_arabic: list[bool] = Field(
+        default_factory=list,
+        description="per text: true when it has no Arabic letter (empty, emoji, Latin only); its score is "
+        "then only the model's prior, about the corpus mean, not a judgement of the text",
+    )
     model: ModelInfo
 
 

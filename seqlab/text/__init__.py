@@ -5,11 +5,12 @@ Pure core: imports neither Ray nor torch. ``normalize`` is ``str -> str``; ``pre
 """
 
 from seqlab.text.config import NormalizeConfig
-from seqlab.text.normalize import normalize, normalize_batch
+from seqlab.text.normalize import has_arabic, normalize, normalize_batch
 from seqlab.text.tokenize import load_stopwords, preprocess, stem, tokenize
 
 __all__ = [
     "NormalizeConfig",
+    "has_arabic",
     "load_stopwords",
     "normalize",
     "normalize_batch",

@@ -36,6 +36,7 @@ from seqlab.text.config import CHAR_SWITCHES, NormalizeConfig, resolve_switches
 
 __all__ = [
     "ALEF_FORMS",
+    "ARABIC_BLOCK",
     "DIACRITICS",
     "DIGITS",
     "INVISIBLE",
@@ -43,6 +44,8 @@ __all__ = [
     "TATWEEL",
     "URL_PATTERN",
     "WHITESPACE",
+    "arabic_letter_count",
+    "has_arabic",
     "normalize",
     "normalize_batch",
 ]
@@ -293,3 +296,19 @@ def _is_none(value: Any) -> bool:
 def _is_none_or_nan(value: Any) -> bool:
     # Ray's numpy batches hold an all-null string block as float32 NaN.
     return value is None or (isinstance(value, float | np.floating) and value != value)
+
+
+# Arabic, Arabic Supplement, Arabic Extended-A and the two presentation-form blocks.
+ARABIC_BLOCK = re.compile(r"[\u0600-\u06FF\u0750-\u077F\u08A0-\u08FF\uFB50-\uFDFF\uFE70-\uFEFF]")
+
+
+def arabic_letter_count(text: str) -> int:
+    """Arabic letters in ``text``; diacritics, tatweel, Arabic digits and punctuation are not letters."""
+    return sum(1 for c in ARABIC_BLOCK.findall(text) if c.isalpha() and c != TATWEEL)  # tatweel is "Lm"
+
+
+def has_arabic(text: str) -> bool:
+    """Whether ``text`` has an Arabic letter. Normalization never adds or removes letters, so raw and
+    normalized text agree. A scorer's score of a text without one (empty, emoji, Latin only) is only the
+    model's prior: ``Scorer.no_arabic`` and ``/v1/score`` flag it (``no_arabic``)."""
+    return arabic_letter_count(text) > 0

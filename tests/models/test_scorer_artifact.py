@@ -78,8 +78,11 @@ def test_save_load_round_trip_gives_identical_predictions(tmp_path):
     assert manifest["stage"] == "scorer" and manifest["metrics"]["val_rmse"] == 1.25
     assert manifest["inputs"]["corpus"]["hash"] and manifest["parameters"] == model.num_parameters()
     assert scorer.predict([]) == []
-    with pytest.raises(TypeError):
-        scorer.predict("نص واحد")
+    for bad, says in [("نص واحد", "single str"), (None, "NoneType"), (["نص", 3], r"texts\[1\] is int")]:
+        with pytest.raises(TypeError, match=says):
+            scorer.predict(bad)
+    texts = ["", "🙂🙂", "plain English", "١٢٣ ـــ", "نص عربي", "mixed نص"]
+    assert scorer.no_arabic(texts) == [True, True, True, True, False, False]
 
 
 def test_load_scorer_names_a_missing_artifact(tmp_path):

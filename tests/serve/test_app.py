@@ -39,13 +39,14 @@ def sse_events(response: httpx.Response) -> list:
 def test_score_round_trip_equals_the_library(client, artifacts, sentences):
     from seqlab.models import load_scorer
 
-    texts = [*sentences[:4], "مدرسةٌ جديدة للبرمجة"]  # raw: diacritics, teh marbuta
+    texts = [*sentences[:4], "مدرسةٌ جديدة للبرمجة", "🙂 ok", ""]  # raw: diacritics, teh marbuta; no Arabic
     resp = client.post("/v1/score", json={"texts": texts})
     assert resp.status_code == 200, resp.text
     body = resp.json()
-    expected = load_scorer(str(artifacts["scorer"])).predict(texts)
-    assert body["scores"] == pytest.approx(expected, abs=1e-5)
+    scorer = load_scorer(str(artifacts["scorer"]))
+    assert body["scores"] == pytest.approx(scorer.predict(texts), abs=1e-5)
     assert len(set(round(s, 3) for s in body["scores"])) > 2
+    assert body["no_arabic"] == scorer.no_arabic(texts) == [False] * 5 + [True, True]
     assert body["model"]["role"] == "scorer" and body["model"]["artifact"] == str(artifacts["scorer"])
     assert resp.headers["x-request-id"]
 

@@ -53,7 +53,19 @@ def run(args: argparse.Namespace) -> int:
 
     if not Path(args.model).expanduser().is_dir():
         return fail(f"model directory {args.model} does not exist")
-    prompt = sys.stdin.read() if args.prompt == "-" else args.prompt
+    if args.prompt == "-":
+        try:
+            prompt = (
+                sys.stdin.buffer.read().decode("utf-8") if hasattr(sys.stdin, "buffer") else sys.stdin.read()
+            )
+        except UnicodeDecodeError as exc:
+            return fail(f"the prompt on stdin is not valid UTF-8 (byte {exc.start + 1})")
+    else:
+        prompt = args.prompt
+    try:
+        prompt.encode("utf-8")
+    except UnicodeEncodeError:  # undecodable argv bytes arrive as lone surrogates
+        return fail("--prompt is not valid UTF-8 text")
     try:
         params = decoding_from_args(args)
     except ConfigError as exc:

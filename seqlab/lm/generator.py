@@ -207,7 +207,9 @@ def load_model_and_tokenizer(model_dir: str | Path, device: str | None = None) -
             f"the weights in {model_dir} ({', '.join(weights)}) are corrupt or do not match config.json "
             f"({type(exc).__name__})"
         ) from None
-    model.to(device or ("cuda" if torch.cuda.is_available() else "cpu")).eval()
+    from seqlab.train.regressor import resolve_device
+
+    model.to(resolve_device(device)).eval()
     return model, tokenizer
 
 

@@ -66,6 +66,11 @@ def run(args: argparse.Namespace) -> int:
         return _fail(str(exc))
     try:
         if args.texts:
+            for i, text in enumerate(args.texts, 1):
+                try:
+                    text.encode("utf-8")
+                except UnicodeEncodeError:  # undecodable argv bytes arrive as lone surrogates
+                    raise InputError(f"TEXT {i} is not valid UTF-8") from None
             _write_texts(args, args.texts, _predict(scorer, args.texts))
         else:
             _score_file(args, scorer)

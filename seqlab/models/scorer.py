@@ -79,7 +79,9 @@ class Scorer:
         manifest: dict[str, Any] | None = None,
         device: str | torch.device = "cpu",
     ) -> None:
-        self.device = torch.device(device)
+        from seqlab.train.regressor import resolve_device  # here: seqlab.train imports seqlab.models
+
+        self.device = device if isinstance(device, torch.device) else resolve_device(device)
         self.model = model.to(self.device).eval()
         self.tokenizer = tokenizer
         self.config = config

@@ -116,16 +116,34 @@ class TrainResult:
     state: TrainState | None = None
 
 
-def resolve_device(preference: str = "auto") -> torch.device:
+def resolve_device(preference: str | None = "auto") -> torch.device:
     """``"auto"`` -> the (first visible) CUDA device when there is one, else CPU.
 
     Inside a Ray trial with a fractional GPU, Ray sets CUDA_VISIBLE_DEVICES, so ``cuda:0`` is that GPU.
+
+    Raises:
+        ValueError: not a device string (``banana``), or a CUDA/MPS device this machine or build lacks.
     """
-    if preference == "auto":
+    if preference in ("auto", None, ""):
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    device = torch.device(preference)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError(f"device {preference!r} requested but CUDA is not available")
+    try:
+        device = torch.device(preference)
+    except (RuntimeError, TypeError):
+        raise ValueError(
+            f"device {preference!r} is not a device: use auto, cpu, cuda, cuda:N or mps"
+        ) from None
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            build = (
+                "this PyTorch build has no CUDA" if torch.version.cuda is None else "no CUDA GPU is visible"
+            )
+            raise ValueError(f"device {preference!r} requested but CUDA is not available ({build})")
+        if device.index is not None and device.index >= torch.cuda.device_count():
+            raise ValueError(
+                f"device {preference!r}: only {torch.cuda.device_count()} CUDA device(s) visible"
+            )
+    if device.type == "mps" and not torch.backends.mps.is_available():
+        raise ValueError(f"device {preference!r} requested but MPS is not available")
     return device
 
 

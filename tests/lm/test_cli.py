@@ -46,6 +46,9 @@ def test_generate_candidates_and_seed(capsys, tiny_gpt2_dir):
         (["--top-p", "1.5"], "top_p"),
         (["--max-new-tokens", "0"], "max_new_tokens"),
         (["--stream", "--num-candidates", "2"], "--stream"),
+        (["--device", "banana"], "'banana' is not a device"),
+        (["--device", "cuda:9"], "cuda:9"),  # no CPU-only build, nor a 1-GPU box, has a 10th GPU
+        (["--prompt", "\udcff\udcfe"], "not valid UTF-8"),  # how undecodable argv bytes arrive
     ],
 )
 def test_generate_rejects_bad_values(capsys, tiny_gpt2_dir, extra, message):
@@ -86,3 +89,12 @@ def test_resume_refuses_a_different_run(tmp_path, corpus_dir, tokenizer):
     cfg.data.block_size = 64
     with pytest.raises(ValueError, match="data"):
         _check_resume_identity(str(tmp_path), cfg, spec, tokenizer)
+
+
+def test_generate_accepts_temperature_zero_and_says_when_it_cuts_the_prompt(capsys, tiny_gpt2_dir):
+    rc, out, err = _generate(capsys, tiny_gpt2_dir, "--temperature", "0", "--strategy", "greedy")
+    assert rc == 0 and out.startswith(PROMPT)  # 0 means greedy, as in OpenAI's API
+    rc, out, err = _generate(
+        capsys, tiny_gpt2_dir, "--prompt", " ".join([PROMPT] * 40), "--max-new-tokens", "4"
+    )
+    assert rc == 0 and "its start was cut" in err  # the tiny model's context is 64 tokens

@@ -107,7 +107,7 @@ def test_device_selection():
     assert resolve_device("auto").type == expected
     assert resolve_device("cpu").type == "cpu"
     if not torch.cuda.is_available():
-        with pytest.raises(RuntimeError, match="CUDA"):
+        with pytest.raises(ValueError, match="CUDA"):
             resolve_device("cuda")
 
 

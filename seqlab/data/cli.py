@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 from seqlab.config import ConfigError, add_config_arguments, load_config
 
@@ -60,17 +61,31 @@ def build_config(args: argparse.Namespace):
 def run(args: argparse.Namespace) -> int:
     cfg = build_config(args)
     from seqlab.artifacts import OutputTaken, check_output_dir
-    from seqlab.data.pipeline import format_summary, run_scrape
+    from seqlab.data.labeling import read_labels_csv
+    from seqlab.data.pipeline import ScrapeFailed, format_summary, run_scrape
     from seqlab.ray_utils import init_ray
 
-    try:  # before Ray starts: a refused --out must not cost a cluster start
-        check_output_dir(cfg.out, "scrape", overwrite=args.overwrite)
-    except OutputTaken as exc:
-        print(f"seqlab scrape: {exc}", file=sys.stderr)
+    def fail(message: object) -> int:
+        print(f"seqlab scrape: {message}", file=sys.stderr)
         return 2
+
+    # Everything that can be checked is checked before Ray starts: a refusal must not cost a cluster start
+    # or leave an empty --out behind.
+    if Path(cfg.out).exists() and not Path(cfg.out).is_dir():
+        return fail(f"--out {cfg.out} is a file, not a directory")
+    try:
+        check_output_dir(cfg.out, "scrape", overwrite=args.overwrite)
+        if cfg.labels:
+            read_labels_csv(cfg.labels)
+    except (OutputTaken, ValueError) as exc:
+        return fail(exc)
+    except OSError as exc:
+        return fail(f"cannot read the labels file {cfg.labels}: {exc.strerror or exc}")
     started = init_ray()
     try:
         summary = run_scrape(cfg, overwrite=args.overwrite)
+    except ScrapeFailed as exc:
+        return fail(exc)
     finally:
         if started:
             import ray

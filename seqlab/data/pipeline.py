@@ -152,6 +152,10 @@ def _write_failures(failures: pd.DataFrame, out_dir: Path) -> None:
     tmp.replace(path)
 
 
+class ScrapeFailed(RuntimeError):
+    """The crawl ended without a corpus to write (nothing fetched, or nothing passed extraction)."""
+
+
 def run_scrape(
     cfg: ScrapeJobConfig, extra_metrics: dict[str, Any] | None = None, overwrite: bool = False
 ) -> dict[str, Any]:
@@ -185,7 +189,10 @@ def run_scrape(
     # Phase 2: process raw pages in parallel with Ray Data.
     raw_dir = out_dir / "raw"
     if not raw_dir.exists() or not any(raw_dir.glob("*.parquet")):
-        raise RuntimeError(f"the crawl fetched no pages into {raw_dir}; see {out_dir / 'failures'}")
+        raise ScrapeFailed(
+            f"the crawl fetched no pages into {raw_dir}; see {out_dir / 'failures'} (a re-run retries "
+            "timeouts and server errors)"
+        )
     t1 = time.monotonic()
     ds = ray.data.read_parquet(str(raw_dir)).map_batches(
         process_batch,
@@ -202,7 +209,7 @@ def run_scrape(
     ok = processed.filter(expr="status == 'ok'").select_columns(CORPUS_COLUMNS)
     tmp_corpus = out_dir / f".corpus-{uuid.uuid4().hex[:8]}"
     if ok.count() == 0:
-        raise RuntimeError(
+        raise ScrapeFailed(
             f"no page of the crawl passed extraction; see {out_dir / 'failures'} (nothing was deleted)"
         )
     ok.write_parquet(str(tmp_corpus))

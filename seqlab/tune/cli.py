@@ -71,7 +71,7 @@ def run(args: argparse.Namespace) -> int:
     cfg = load_job_config(args)
     try:
         summary = run_tune_job(cfg, resume=bool(args.resume), overwrite=args.overwrite)
-    except (FileExistsError, FileNotFoundError) as exc:
+    except (FileExistsError, FileNotFoundError, ValueError) as exc:  # bad --data, --out, or corpus content
         print(f"seqlab tune: {exc}", file=sys.stderr)
         return 2
     if summary.get("interrupted"):

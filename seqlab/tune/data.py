@@ -71,11 +71,20 @@ def load_corpus(
         fs, inner = pafs.FileSystem.from_uri(root)
     else:
         fs, inner = None, root.removeprefix("file://")
-    dataset = pads.dataset(inner, filesystem=fs, format="parquet", partitioning="hive")
+    try:
+        dataset = pads.dataset(inner, filesystem=fs, format="parquet", partitioning="hive")
+    except FileNotFoundError:
+        raise FileNotFoundError(
+            f"no corpus at {path}: expected Parquet files in {root} "
+            "(the --out of 'seqlab scrape' or 'seqlab corpus')"
+        ) from None
     columns = [c for c in ("url", text_column, "score", "split") if c in dataset.schema.names]
     missing = {text_column, "score", "split"} - set(columns)
     if missing:
-        raise ValueError(f"corpus at {path} lacks column(s) {sorted(missing)}")
+        hint = f"; it has {sorted(dataset.schema.names)}"
+        if text_column in missing:
+            hint += " (pick the text with --data.text_column=...)"
+        raise ValueError(f"corpus at {path} lacks column(s) {sorted(missing)}{hint}")
     df = dataset.to_table(columns=columns).to_pandas()
     labeled = df[df["score"].notna()].reset_index(drop=True)
     labeled = labeled.assign(
@@ -88,7 +97,10 @@ def load_corpus(
     frames = {s: labeled[labeled["split"] == s].reset_index(drop=True) for s in SPLITS}
     for s in ("train", "val"):
         if frames[s].empty:
-            raise ValueError(f"corpus at {path} has no labeled {s!r} rows")
+            raise ValueError(
+                f"corpus at {path} has no labeled {s!r} rows (score is empty): scrape it with --labels "
+                "FILE, or without labels to get the lexicon's weak labels"
+            )
     try:
         manifest = artifacts.read_manifest(path)
     except FileNotFoundError:

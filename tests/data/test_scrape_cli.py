@@ -46,3 +46,45 @@ def test_clear_errors(tmp_path, capsys):
         build_config(_args(["--out", "x", "ftp://a.example/"]))
     assert main(["scrape", "--out", str(tmp_path)]) == 2
     assert "say what to scrape" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    "case, says",
+    [
+        ("out_is_file", "is a file, not a directory"),
+        ("labels_missing", "cannot read the labels file"),
+        ("labels_bad", "score 11.0 is outside 0–10"),
+    ],
+)
+def test_refusals_come_before_ray_and_leave_nothing_behind(tmp_path, capsys, monkeypatch, case, says):
+    import seqlab.ray_utils
+
+    def no_ray(*args, **kwargs):
+        raise AssertionError("Ray was started for a run that had to be refused")
+
+    monkeypatch.setattr(seqlab.ray_utils, "init_ray", no_ray)
+    out, labels = tmp_path / "out", tmp_path / "labels.csv"
+    if case == "out_is_file":
+        out.write_text("a file", encoding="utf-8")
+    if case == "labels_bad":
+        labels.write_text("url,score\nhttp://a.example/x,11\n", encoding="utf-8")
+    argv = ["scrape", "http://127.0.0.1:9/", "--out", str(out)]
+    argv += ["--labels", str(labels)] if case != "out_is_file" else ["--labels", "none"]
+    assert main(argv) == 2
+    captured = capsys.readouterr()
+    assert says in captured.err and "Traceback" not in captured.err
+    assert out.is_file() if case == "out_is_file" else not out.exists()
+
+
+def test_a_crawl_that_fetches_nothing_is_one_line_and_keeps_its_failures(ray_session, tmp_path, capsys):
+    import socket
+
+    with socket.socket() as s:  # a port nobody listens on: every fetch is a connection error
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    out = tmp_path / "out"
+    argv = ["scrape", f"http://127.0.0.1:{port}/", "--out", str(out), "--labels", "none"]
+    assert main([*argv, "--sources.retries=0", "--sources.request_timeout_s=2"]) == 2
+    err = capsys.readouterr().err
+    assert "the crawl fetched no pages" in err and "a re-run retries" in err and "Traceback" not in err
+    assert any((out / "failures").glob("part-*.parquet"))  # what was tried is recorded, not lost

@@ -3,6 +3,7 @@
 import json
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from seqlab.config import ConfigError, load_config
@@ -165,3 +166,34 @@ def test_architecture_points_cover_each_cell_and_direction_once():
     ]
     assert all(p["hidden"] == 32 and p["lr"] == pytest.approx(1e-3) for p in points)
     assert all("pooling" not in p for p in points)  # a constant is not a searched parameter
+
+
+@pytest.mark.parametrize(
+    "damage, says",
+    [
+        ("no_labels", "has no labeled 'train' rows"),
+        ("no_score", "lacks column(s) ['score']"),
+        ("text_column", "--data.text_column"),
+        ("missing", "no corpus at"),
+    ],
+)
+def test_tune_rejects_a_corpus_it_cannot_train_on_in_one_line(tiny_corpus, tmp_path, capsys, damage, says):
+    """Checked before Ray starts; the message names the corpus and what to do."""
+    from seqlab.cli import main
+
+    data = tmp_path / "corpus-in"
+    (data / "corpus").mkdir(parents=True)
+    frame = pd.read_parquet(tiny_corpus / "corpus")
+    if damage == "no_labels":
+        frame = frame.assign(score=None)
+    elif damage == "no_score":
+        frame = frame.drop(columns=["score"])
+    if damage != "missing":
+        frame.to_parquet(data / "corpus" / "part-0.parquet")
+    else:
+        data = tmp_path / "nowhere"
+    extra = ["--data.text_column=body"] if damage == "text_column" else []
+    assert main(["tune", "--data", str(data), "--out", str(tmp_path / "out"), "--smoke_test=true", *extra]) == 2
+    captured = capsys.readouterr()
+    assert says in captured.err and "Traceback" not in captured.err and not captured.out
+    assert not (tmp_path / "out" / "best").exists()

@@ -178,9 +178,15 @@ def run_scrape(
     # Phase 1: crawl, sharded by host, one Ray task per shard.
     shards = shard_sources(cfg.sources, cfg.num_crawl_tasks)
     task = ray.remote(num_cpus=1)(crawl_shard)
+    refs = [task.remote(shard, str(out_dir)) for shard in shards]
     try:
-        crawl_results = ray.get([task.remote(shard, str(out_dir)) for shard in shards])
+        crawl_results = ray.get(refs)
     except KeyboardInterrupt:
+        # Cancelling raises KeyboardInterrupt inside each crawl task, whose sink then flushes the pages it
+        # holds in memory; shutting Ray down without this would lose up to a part per shard.
+        for ref in refs:
+            ray.cancel(ref)
+        ray.wait(refs, num_returns=len(refs), timeout=30)
         raise Interrupted(
             f"scrape interrupted; the pages fetched so far are kept in {out_dir / 'raw'}"
         ) from None

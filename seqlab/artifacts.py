@@ -221,6 +221,12 @@ def check_output_dir(
     Raises:
         OutputTaken: naming what is there and how to go on.
     """
+    if not is_uri(str(directory)):
+        local = Path(str(directory).removeprefix("file://")).expanduser()
+        blocker = next((p for p in (local, *local.parents) if p.exists()), None)
+        if blocker is not None and not blocker.is_dir():  # never replaced, even with overwrite
+            where = "is a file" if blocker == local else f"cannot be created: {blocker} is a file"
+            raise OutputTaken(f"{directory} {where}, not a directory: pick another --out")
     if overwrite:
         return
     try:

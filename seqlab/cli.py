@@ -77,7 +77,7 @@ def main(argv: list[str] | None = None) -> int:
     if not argv or argv[0] not in VERBS:
         parser = _top_parser()
         if not argv:
-            parser.print_help()
+            parser.print_help(sys.stderr)  # a usage error: help goes where errors go
             return 2
         parser.parse_args(argv)  # handles --help/--version, errors on an unknown verb
         return 2

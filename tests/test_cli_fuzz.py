@@ -46,7 +46,9 @@ def _value_flags(verb: str) -> list[argparse.Action]:
     return [
         a
         for a in parser._actions
-        if a.option_strings and a.option_strings[-1] not in SKIP and a.nargs in (None, "?")
+        if a.option_strings
+        and a.option_strings[-1] not in SKIP
+        and a.nargs in (None, "?")
         and not isinstance(a, (argparse._StoreTrueAction, argparse._HelpAction))
     ]
 

@@ -43,7 +43,9 @@ def test_sigterm_reaches_a_graceful_sigint_handler_like_tunes(restore_handlers):
     assert seen == [signal.SIGINT]  # forwarded, and no exception escaped
 
 
-def test_an_interrupted_stage_exits_143_and_says_how_to_resume(restore_handlers, monkeypatch, tmp_path, capsys):
+def test_an_interrupted_stage_exits_143_and_says_how_to_resume(
+    restore_handlers, monkeypatch, tmp_path, capsys
+):
     import seqlab.lm.finetune as finetune
 
     def killed(cfg, overwrite=False):

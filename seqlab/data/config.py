@@ -154,6 +154,15 @@ class CorpusArgs(Config):
         0.5, ge=0.0, le=10.0, allow_inf_nan=False, description="sd of the label noise (score points)"
     )
     sentences: str | None = Field(None, description="sentence bank folder (default data/sentences)")
+    base_url: str = Field("http://127.0.0.1:8765", description="site address the article URLs use")
+
+    @field_validator("base_url")
+    @classmethod
+    def _http(cls, value: str) -> str:
+        parts = urlsplit(value)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError("must be an http(s) address such as http://127.0.0.1:9000")
+        return value
 
 
 class SiteArgs(CorpusArgs):

@@ -11,7 +11,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from seqlab.artifacts import OutputTaken
+from seqlab.artifacts import check_output_dir
 from seqlab.data import corpus
 
 
@@ -39,6 +39,16 @@ def run(args: argparse.Namespace) -> int:
     from seqlab.data.config import CorpusArgs
 
     config_from_args(CorpusArgs, args)  # finite, in-range numbers before any work (ConfigError: exit 2)
+    try:
+        if args.out:
+            check_output_dir(args.out, "corpus", overwrite=args.overwrite)  # before generating anything
+        return _run(args)
+    except OSError as exc:  # a missing sentence bank, an unwritable --out or --labels, OutputTaken
+        print(f"seqlab corpus: {exc}", file=sys.stderr)
+        return 2
+
+
+def _run(args: argparse.Namespace) -> int:
     bank = corpus.load_sentence_bank(args.sentences)
     docs = corpus.generate_documents(args.n_docs, args.seed, bank=bank, noise_sd=args.noise_sd)
     urls = [corpus.article_url(d, args.base_url) for d in docs]
@@ -53,19 +63,15 @@ def run(args: argparse.Namespace) -> int:
     )
     print(f"split sizes: {sizes}")
     if args.out:
-        try:
-            out = corpus.materialize_corpus(
-                args.out,
-                args.n_docs,
-                args.seed,
-                args.noise_sd,
-                bank_dir=args.sentences,
-                base_url=args.base_url,
-                overwrite=args.overwrite,
-            )
-        except OutputTaken as exc:
-            print(f"seqlab corpus: {exc}", file=sys.stderr)
-            return 2
+        out = corpus.materialize_corpus(
+            args.out,
+            args.n_docs,
+            args.seed,
+            args.noise_sd,
+            bank_dir=args.sentences,
+            base_url=args.base_url,
+            overwrite=args.overwrite,
+        )
         print(f"corpus written to {out}/corpus (manifest {out}/manifest.json)")
     if args.labels:
         path = corpus.write_labels_csv(docs, args.labels, args.base_url)

@@ -33,7 +33,11 @@ def run(args: argparse.Namespace) -> int:
     from seqlab.data.site import LocalSite, SiteStartError
 
     config_from_args(SiteArgs, args)  # ports, latencies, sizes in range before anything binds
-    bank = corpus.load_sentence_bank(args.sentences)
+    try:
+        bank = corpus.load_sentence_bank(args.sentences)
+    except FileNotFoundError as exc:
+        print(f"seqlab site: {exc}", file=sys.stderr)
+        return 2
     docs = corpus.generate_documents(args.n_docs, args.seed, bank=bank)
     site = LocalSite(
         docs,

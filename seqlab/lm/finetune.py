@@ -50,8 +50,21 @@ def prepare_model_and_tokenizer(cfg: FinetuneJobConfig, corpus_dir: str) -> tupl
     if m.base_model:
         from transformers import AutoConfig
 
-        tokenizer = load_tokenizer(m.base_model)
-        hf_cfg = AutoConfig.from_pretrained(m.base_model)
+        local = Path(m.base_model).expanduser()
+        looks_local = (
+            local.exists() or m.base_model.startswith((".", "/", "~")) or m.base_model.count("/") > 1
+        )
+        if looks_local and not (local / "config.json").is_file():
+            what = "does not exist" if not local.exists() else "has no config.json"
+            raise FileNotFoundError(
+                f"--base-model {m.base_model} {what}: give a Hugging Face model directory (save_pretrained) "
+                "or a hub id such as gpt2"
+            )
+        try:
+            tokenizer = load_tokenizer(m.base_model)
+            hf_cfg = AutoConfig.from_pretrained(m.base_model)
+        except OSError as exc:  # a hub id that cannot be fetched (offline, typo, gated)
+            raise FileNotFoundError(f"--base-model {m.base_model}: {str(exc).splitlines()[0]}") from None
         context = getattr(hf_cfg, "n_positions", None) or hf_cfg.max_position_embeddings
         return ModelSpec(base_model=m.base_model, seed=cfg.train.seed), tokenizer, int(context)
     texts = read_split_texts(corpus_dir, "train", cfg.data.text_column, cfg.data.max_docs)

@@ -67,16 +67,24 @@ def run(args: argparse.Namespace) -> int:
     try:
         if args.texts:
             for i, text in enumerate(args.texts, 1):
-                try:
-                    text.encode("utf-8")
-                except UnicodeEncodeError:  # undecodable argv bytes arrive as lone surrogates
-                    raise InputError(f"TEXT {i} is not valid UTF-8") from None
+                _check_utf8(text, f"TEXT {i}")
             _write_texts(args, args.texts, _predict(scorer, args.texts))
         else:
             _score_file(args, scorer)
     except InputError as exc:
         return _fail(str(exc))
+    except OSError as exc:  # -o is a directory, under a file, or on a read-only place
+        return _fail(f"cannot write {args.out}: {exc.strerror or exc}" if args.out else str(exc))
     return 0
+
+
+def _check_utf8(text: str, where: str) -> None:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:  # a lone surrogate: from undecodable argv bytes or a JSON escape
+        raise InputError(
+            f"{where} is not valid text (unpaired surrogate \\u{ord(text[exc.start]):04x})"
+        ) from None
 
 
 def _predict(scorer, texts: list[str]) -> list[float]:
@@ -88,7 +96,7 @@ def _predict(scorer, texts: list[str]) -> list[float]:
         shown = ", ".join(str(i + 1) for i in flagged[:5]) + (" ..." if len(flagged) > 5 else "")
         print(
             f"seqlab score: warning: {len(flagged)} text(s) have no Arabic letters (input {shown}); "
-            "their scores are only the model's prior",
+            "their scores say nothing about their content",
             file=sys.stderr,
         )
     return scores
@@ -124,6 +132,7 @@ def _score_file(args: argparse.Namespace, scorer) -> None:
             raise InputError(
                 f"{source}:{line_no}: expected an object with a string field {args.field!r} (see --field)"
             )
+        _check_utf8(record[args.field], f"{source}:{line_no}: field {args.field!r}")
         records.append(record)
     scores = _predict(scorer, [r[args.field] for r in records])
     with _text_output(args.out) as out:

@@ -90,7 +90,7 @@ class Scorer:
 
     @staticmethod
     def no_arabic(texts: Sequence[str]) -> list[bool]:
-        """True for each text without an Arabic letter: its score is the model's prior, not a judgement."""
+        """True for each text without an Arabic letter: its score says nothing of its content."""
         check_texts(texts)
         return [not has_arabic(t) for t in texts]
 
@@ -98,8 +98,8 @@ class Scorer:
     def predict(self, texts: Sequence[str], batch_size: int = 64) -> list[float]:
         """Score raw texts; returns one float in [0, 10] per text, in input order.
 
-        A text without Arabic letters (empty, emoji, Latin only) still gets a number, the model's prior
-        (about the corpus mean); :meth:`no_arabic` says which those are, and ``/v1/score`` returns it too.
+        A text without Arabic letters (empty, emoji, Latin only) still gets a number, made of unknown
+        tokens only; :meth:`no_arabic` says which those are, and ``/v1/score`` returns it too.
 
         Raises:
             TypeError: ``texts`` is not a list/tuple of str (a bare str, None, or a non-str item).

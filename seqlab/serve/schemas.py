@@ -103,7 +103,7 @@ class ScoreResponse(BaseModel):
     no_arabic: list[bool] = Field(
         default_factory=list,
         description="per text: true when it has no Arabic letter (empty, emoji, Latin only); its score is "
-        "then only the model's prior, about the corpus mean, not a judgement of the text",
+        "then made of unknown tokens only and says nothing about the text's content",
     )
     model: ModelInfo
 

@@ -309,6 +309,6 @@ def arabic_letter_count(text: str) -> int:
 
 def has_arabic(text: str) -> bool:
     """Whether ``text`` has an Arabic letter. Normalization never adds or removes letters, so raw and
-    normalized text agree. A scorer's score of a text without one (empty, emoji, Latin only) is only the
-    model's prior: ``Scorer.no_arabic`` and ``/v1/score`` flag it (``no_arabic``)."""
+    normalized text agree. A scorer's score of a text without one (empty, emoji, Latin only) is made of unknown
+    tokens and says nothing of its content: ``Scorer.no_arabic`` and ``/v1/score`` flag it (``no_arabic``)."""
     return arabic_letter_count(text) > 0

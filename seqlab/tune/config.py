@@ -6,12 +6,13 @@ Every field can be overridden on the command line, e.g. ``--search.num_samples=2
 
 from __future__ import annotations
 
+import math
 from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
 
 from seqlab.config import Config
-from seqlab.models.rnn import Cell, Pooling
+from seqlab.models.rnn import Cell, Pooling, RNNConfig
 from seqlab.models.tokenizer import TokenizerConfig
 from seqlab.train.regressor import TrainConfig
 
@@ -67,9 +68,26 @@ class SearchSpace(Config):
     @field_validator("lr")
     @classmethod
     def _lr_bounds(cls, v: tuple[float, float]) -> tuple[float, float]:
-        if not 0 < v[0] <= v[1]:
-            raise ValueError("lr must be [low, high] with 0 < low <= high")
+        if not (0 < v[0] <= v[1] and math.isfinite(v[1])):
+            raise ValueError("lr must be [low, high] with 0 < low <= high, both finite")
         return v
+
+    @model_validator(mode="after")
+    def _values_the_model_accepts(self) -> SearchSpace:
+        """Every listed value must be one RNNConfig / TrainConfig accepts, so a bad space fails here, in
+        one line, not in every trial after Ray started (the fields' bounds have one owner: those models)."""
+        from pydantic import ValidationError
+
+        for name, model, base in (
+            *((k, RNNConfig, {"vocab_size": 2}) for k in ("embed_dim", "hidden", "layers", "dropout")),
+            ("batch_size", TrainConfig, {}),
+        ):
+            for value in getattr(self, name):
+                try:
+                    model.model_validate({**base, name: value})
+                except ValidationError as exc:
+                    raise ValueError(f"{name} value {value!r}: {exc.errors()[0]['msg']}") from None
+        return self
 
 
 class SearchConfig(Config):

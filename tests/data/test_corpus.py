@@ -336,15 +336,19 @@ def test_corpus_cli_writes_labels_and_corpus(tmp_path, tiny_bank_dir, capsys):
         ("site", ["--crawl-delay", "-1"], "--crawl-delay"),
         ("site", ["--base-path", "news"], "--base-path"),
         ("site", ["--n-docs", "0"], "--n-docs"),
+        ("corpus", ["--base-url", "notaurl", "--labels", "{tmp}/l.csv"], "--base-url"),
+        ("corpus", ["--sentences", "{tmp}/no-bank"], "sentence bank directory"),
+        ("site", ["--sentences", "{tmp}/no-bank"], "sentence bank directory"),
+        ("corpus", ["--labels", "{tmp}"], "is a directory"),
     ],
 )
-def test_numeric_flags_out_of_range_are_one_line_errors_before_any_work(verb, flags, named, tmp_path, capsys):
+def test_bad_flags_are_one_line_errors_before_any_work(verb, flags, named, tmp_path, capsys):
     from seqlab.cli import main
 
     out = tmp_path / "out"
-    extra = ["--out", str(out)] if verb == "corpus" else []
-    assert main([verb, *flags, *extra]) == 2
+    extra = ["--out", str(out)] if verb == "corpus" and "--labels" not in flags else []
+    assert main([verb, *(f.format(tmp=tmp_path) for f in flags), *extra]) == 2
     captured = capsys.readouterr()
     assert named in captured.err and "Traceback" not in captured.err
-    assert not captured.out  # nothing generated, nothing served
+    assert "--labels" in flags or not captured.out  # nothing generated, nothing served
     assert not out.exists()

@@ -70,6 +70,12 @@ def test_finetune_needs_an_output_and_a_corpus(capsys, tmp_path):
     assert rc == 2 and "not a corpus directory" in capsys.readouterr().err
     assert main(["finetune", "--out", str(tmp_path), "--train.epochs=0"]) == 2
     assert "train.epochs" in capsys.readouterr().err
+    (tmp_path / "a-file").write_text("x", encoding="utf-8")
+    assert main(["finetune", "--out", str(tmp_path / "a-file")]) == 2
+    assert "is a file, not a directory" in capsys.readouterr().err
+    for base, says in [("./no-such-model", "does not exist"), (str(tmp_path), "has no config.json")]:
+        assert main(["finetune", "--out", str(tmp_path / "o2"), "--base-model", base]) == 2
+        assert says in capsys.readouterr().err
 
 
 def test_resume_refuses_a_different_run(tmp_path, corpus_dir, tokenizer):

@@ -89,6 +89,9 @@ def test_text_jsonl_parquet_and_stdin(capsys, scorer_dir, tmp_path, monkeypatch)
         (["--model", "{tmp}", "x"], "not a scorer artifact"),
         (["--model", "{model}", "--input", "{bad_jsonl}"], "not valid JSON"),
         (["--model", "{model}", "--input", "{weird}"], "--format"),
+        (["--model", "{model}", "--input", "{surrogate}"], "unpaired surrogate"),
+        (["--model", "{model}", "-o", "{tmp}", "نص"], "cannot write"),
+        (["--model", "{model}", "--device", "banana", "نص"], "not a device"),
     ],
 )
 def test_bad_input_gets_one_clear_line(capsys, scorer_dir, tmp_path, argv, message):
@@ -96,7 +99,15 @@ def test_bad_input_gets_one_clear_line(capsys, scorer_dir, tmp_path, argv, messa
     bad_jsonl.write_text('{"text": "a"}\n{oops\n', encoding="utf-8")
     weird = tmp_path / "in.xyz"
     weird.write_text("a\n", encoding="utf-8")
-    fill = {"model": scorer_dir, "tmp": tmp_path, "bad_jsonl": bad_jsonl, "weird": weird}
+    surrogate = tmp_path / "surrogate.jsonl"
+    surrogate.write_text('{"text": "\\ud800"}\n', encoding="utf-8")
+    fill = {
+        "model": scorer_dir,
+        "tmp": tmp_path,
+        "bad_jsonl": bad_jsonl,
+        "weird": weird,
+        "surrogate": surrogate,
+    }
     assert main(["score", *[a.format(**fill) for a in argv]]) == 2
     err = capsys.readouterr().err
     assert message in err and err.count("\n") == 1, err

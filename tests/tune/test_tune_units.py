@@ -193,7 +193,26 @@ def test_tune_rejects_a_corpus_it_cannot_train_on_in_one_line(tiny_corpus, tmp_p
     else:
         data = tmp_path / "nowhere"
     extra = ["--data.text_column=body"] if damage == "text_column" else []
-    assert main(["tune", "--data", str(data), "--out", str(tmp_path / "out"), "--smoke_test=true", *extra]) == 2
+    assert (
+        main(["tune", "--data", str(data), "--out", str(tmp_path / "out"), "--smoke_test=true", *extra]) == 2
+    )
     captured = capsys.readouterr()
     assert says in captured.err and "Traceback" not in captured.err and not captured.out
     assert not (tmp_path / "out" / "best").exists()
+
+
+@pytest.mark.parametrize(
+    "override, says",
+    [
+        ("--search.space.hidden=[-5]", "hidden value -5"),
+        ("--search.space.dropout=[1.5]", "dropout value 1.5"),
+        ("--search.space.batch_size=[0]", "batch_size value 0"),
+        ("--search.space.lr=[0.001,inf]", "both finite"),
+    ],
+)
+def test_a_search_space_the_model_rejects_fails_before_ray(override, says, tmp_path, capsys):
+    """Before, every trial failed its RNNConfig validation one after another on a running Ray."""
+    from seqlab.cli import main
+
+    assert main(["tune", "--out", str(tmp_path / "o"), override]) == 2
+    assert says in capsys.readouterr().err

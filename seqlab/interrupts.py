@@ -19,11 +19,13 @@ Example::
 
 from __future__ import annotations
 
+import contextlib
 import signal
 import threading
+from collections.abc import Iterator
 from typing import Any
 
-__all__ = ["Interrupted", "exit_code", "received", "reset", "sigterm_as_interrupt"]
+__all__ = ["Interrupted", "exit_code", "own_signal_handlers", "received", "reset", "sigterm_as_interrupt"]
 
 _received: list[int] = []
 
@@ -67,3 +69,21 @@ def exit_code() -> int:
 def reset() -> None:
     """Forget signals seen so far (tests, or one process running several commands)."""
     _received.clear()
+
+
+@contextlib.contextmanager
+def own_signal_handlers() -> Iterator[None]:
+    """Put SIGINT/SIGUSR1 handlers back as they were after the block.
+
+    ``Tuner.fit()`` installs its graceful-stop handler and removes it only when a signal arrives: after a
+    search that ended normally, a later Ctrl+C (during the demo's fine-tuning, say) would only log "ending
+    Ray Tune run" and be swallowed.
+    """
+    names = [signal.SIGINT] + ([signal.SIGUSR1] if hasattr(signal, "SIGUSR1") else [])
+    main = threading.current_thread() is threading.main_thread()
+    saved = {sig: signal.getsignal(sig) for sig in names} if main else {}
+    try:
+        yield
+    finally:
+        for sig, handler in saved.items():
+            signal.signal(sig, handler)

@@ -63,7 +63,7 @@ def test_random_flag_values_never_give_a_traceback(verb, monkeypatch, tmp_path_f
     flags = _value_flags(verb)
     assert flags, f"{verb} has no value flags to fuzz"
 
-    @settings(max_examples=25, deadline=None, suppress_health_check=list(HealthCheck), derandomize=True)
+    @settings(max_examples=12, deadline=None, suppress_health_check=list(HealthCheck), derandomize=True)
     @given(st.lists(st.tuples(st.sampled_from(flags), values), min_size=1, max_size=4))
     def check(chosen):
         cwd = tmp_path_factory.mktemp("fuzz")

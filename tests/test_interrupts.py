@@ -17,6 +17,7 @@ from seqlab.ray_utils import RayUnavailable, check_reachable
 @pytest.fixture
 def restore_handlers():
     before = signal.getsignal(signal.SIGTERM), signal.getsignal(signal.SIGINT)
+    signal.signal(signal.SIGINT, signal.default_int_handler)  # what a fresh `seqlab` process has
     interrupts.reset()
     yield
     signal.signal(signal.SIGTERM, before[0])
@@ -87,3 +88,19 @@ def test_a_dead_cluster_address_is_a_clear_error_not_a_hang(capsys):
         check_reachable(f"ray://127.0.0.1:{listening.getsockname()[1]}")  # answers: no error
     assert main(["deploy", "--address", f"127.0.0.1:{port}"]) == 2
     assert "no Ray cluster answers" in capsys.readouterr().err
+
+
+def test_ctrl_c_still_interrupts_after_a_search_ended(restore_handlers):
+    """Tune's fit() leaves its SIGINT handler installed after a normal end; run_tune_job must not."""
+    seen = []
+
+    def tune_like_fit():
+        signal.signal(signal.SIGINT, lambda signum, frame: seen.append(signum))  # what Tune does
+
+    with interrupts.own_signal_handlers():
+        tune_like_fit()
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    with pytest.raises(KeyboardInterrupt):
+        os.kill(os.getpid(), signal.SIGINT)
+        signal.sigtimedwait([], 0.1)
+    assert not seen

@@ -47,6 +47,7 @@ def run_tune_job(cfg: TuneJobConfig, resume: bool = False, overwrite: bool = Fal
     """
     from ray import tune
 
+    from seqlab.interrupts import own_signal_handlers
     from seqlab.ray_utils import init_ray
     from seqlab.tune.data import prepare_data
     from seqlab.tune.search import build_tuner, restore_tuner, search_finished
@@ -90,7 +91,8 @@ def run_tune_job(cfg: TuneJobConfig, resume: bool = False, overwrite: bool = Fal
             artifacts.write_text(tokenizer_path, corpus.encoded.tokenizer_json)
             tuner = build_tuner(run_cfg, corpus.encoded, storage)
         start = time.perf_counter()
-        grid = tuner.fit()
+        with own_signal_handlers():  # Tune leaves its SIGINT handler behind after a normal end
+            grid = tuner.fit()
         elapsed = time.perf_counter() - start
         if not search_finished(grid, run_cfg):
             command = f"seqlab tune --resume {out}"

@@ -91,7 +91,9 @@ def test_interrupted_search_resumes_and_exports_best_and_report(ray_session, tin
     assert not (out / "best").exists()
 
     # 2. `seqlab tune --resume DIR` finishes the search; finished trials are kept, not re-run.
+    sigint_before = signal.getsignal(signal.SIGINT)
     assert main(["tune", "--resume", str(out)]) == 0
+    assert signal.getsignal(signal.SIGINT) is sigint_before  # Tune's handler is not left behind
     printed = capsys.readouterr().out
     assert "best:" in printed and "trial-epochs" in printed
     rows_after = progress_rows(out / "search")

@@ -65,6 +65,12 @@ def read_split_texts(
     import pyarrow.dataset as pads
 
     dataset = pads.dataset(corpus_parquet_path(corpus_dir), format="parquet", partitioning="hive")
+    missing = [c for c in (column, "split") if c not in dataset.schema.names]
+    if missing:
+        raise ValueError(
+            f"corpus at {corpus_dir} lacks column(s) {missing}; it has {sorted(dataset.schema.names)} "
+            "(pick the text with --data.text_column=...)"
+        )
     table = (
         dataset.head(max_docs, columns=[column, "split"]) if max_docs else dataset.to_table([column, "split"])
     )

@@ -104,7 +104,8 @@ def convert(args: argparse.Namespace, cfg: NormalizeConfig) -> None:
         raise InputError("read either files or stdin ('-'), not both")
     for path in sources:
         if not Path(path).is_file():
-            raise InputError(f"{path}: no such file")
+            what = "is a directory; give the files in it" if Path(path).is_dir() else "no such file"
+            raise InputError(f"{path}: {what}")
     fmt = _detect_format(args.format, sources)
 
     def fn(text: str) -> str:

@@ -106,3 +106,17 @@ def test_generate_accepts_temperature_zero_and_says_when_it_cuts_the_prompt(caps
         capsys, tiny_gpt2_dir, "--prompt", " ".join([PROMPT] * 40), "--max-new-tokens", "4"
     )
     assert rc == 0 and "its start was cut" in err, err  # the tiny model's context is 64 tokens
+
+
+def test_finetune_names_a_missing_text_column(capsys, tmp_path, corpus_dir):
+    import pandas as pd
+
+    data = tmp_path / "corpus-in"
+    (data / "corpus").mkdir(parents=True)
+    frame = pd.read_parquet(corpus_dir / "corpus")
+    frame.drop(columns=["text"]).to_parquet(data / "corpus" / "part-0.parquet")
+    assert (
+        main(["finetune", "--data", str(data), "--out", str(tmp_path / "o"), "--data.text_column=text"]) == 2
+    )
+    err = capsys.readouterr().err
+    assert "lacks column(s) ['text']" in err and "--data.text_column" in err and "Traceback" not in err

@@ -73,6 +73,7 @@ def test_parquet_column_in_place(tmp_path):
     ("argv", "message"),
     [
         (["normalize", "{tmp}/missing.txt"], "no such file"),
+        (["normalize", "{tmp}"], "is a directory"),
         (["normalize", "{tmp}/data.csv"], "cannot tell the format"),
         (["normalize", "{tmp}/data.jsonl", "--field", "body"], "no field 'body'"),
         (["normalize", "{tmp}/data.parquet", "--column", "body"], "no column 'body'"),
@@ -85,6 +86,7 @@ def test_parquet_column_in_place(tmp_path):
     ],
     ids=[
         "missing-file",
+        "directory",
         "unknown-format",
         "missing-field",
         "missing-column",

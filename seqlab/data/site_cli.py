@@ -7,11 +7,11 @@ seqlab site --no-faults --latency-ms 50 --port 0
 from __future__ import annotations
 
 import argparse
-import signal
 import sys
 import time
 from collections import Counter
 
+from seqlab import interrupts
 from seqlab.data import corpus
 
 
@@ -61,16 +61,10 @@ def run(args: argparse.Namespace) -> int:
         if site.port == 8765 and not args.base_path:
             print("labels for these URLs: data/labels.csv (seqlab corpus --labels FILE for other ports)")
         print("Ctrl-C to stop", flush=True)
-        previous = signal.signal(signal.SIGTERM, _interrupt)  # `kill PID` stops as cleanly as Ctrl-C
+        interrupts.sigterm_as_interrupt()  # `kill PID` stops as cleanly as Ctrl-C
         try:
             while True:
                 time.sleep(3600)
         except KeyboardInterrupt:
             print("stopping")
-        finally:
-            signal.signal(signal.SIGTERM, previous)
     return 0
-
-
-def _interrupt(signum: int, frame: object) -> None:
-    raise KeyboardInterrupt

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
 
 from seqlab.config import ConfigError, add_config_arguments, load_config
 
@@ -71,9 +70,7 @@ def run(args: argparse.Namespace) -> int:
 
     # Everything that can be checked is checked before Ray starts: a refusal must not cost a cluster start
     # or leave an empty --out behind.
-    if Path(cfg.out).exists() and not Path(cfg.out).is_dir():
-        return fail(f"--out {cfg.out} is a file, not a directory")
-    try:
+    try:  # check_output_dir also refuses an --out that is a file
         check_output_dir(cfg.out, "scrape", overwrite=args.overwrite)
         if cfg.labels:
             read_labels_csv(cfg.labels)

@@ -210,7 +210,7 @@ def _holds_the_story(tag: Tag, total_arabic: int) -> bool:
     paragraphs = tag.find_all("p")
     if len(paragraphs) < 2 or not total_arabic:
         return False
-    return sum(_arabic_letters(p.get_text(" ")) for p in paragraphs) >= 0.5 * total_arabic
+    return sum(arabic_letter_count(p.get_text(" ")) for p in paragraphs) >= 0.5 * total_arabic
 
 
 def _clean_title(raw: str) -> str:
@@ -236,19 +236,15 @@ def _paragraph_text(tag: Tag) -> str:
     return " ".join(tag.get_text(" ").split())
 
 
-def _arabic_letters(text: str) -> int:
-    return arabic_letter_count(text)
-
-
 def _main_content(soup: BeautifulSoup) -> Tag | None:
     """``<article>`` (the most Arabic one) if any, else the element whose paragraphs hold the most Arabic:
     each ``<p>`` credits its parent with its Arabic letters and its grandparent with half of them."""
     articles = soup.find_all("article")
     if articles:
-        return max(articles, key=lambda a: _arabic_letters(a.get_text(" ")))
+        return max(articles, key=lambda a: arabic_letter_count(a.get_text(" ")))
     scores: dict[int, tuple[float, Tag]] = {}
     for p in soup.find_all("p"):
-        n = _arabic_letters(p.get_text(" "))
+        n = arabic_letter_count(p.get_text(" "))
         if not n:
             continue
         for weight, node in ((1.0, p.parent), (0.5, p.parent.parent if p.parent else None)):
@@ -280,7 +276,7 @@ def extract_article(html: str, url: str = "") -> Article:
     title = _title(soup)
     for tag in soup.find_all(_DROP_TAGS):
         tag.decompose()
-    total = sum(_arabic_letters(p.get_text(" ")) for p in soup.find_all("p"))
+    total = sum(arabic_letter_count(p.get_text(" ")) for p in soup.find_all("p"))
     for tag in soup.find_all(True):
         if tag.decomposed or tag.name in _NEVER_DROP or not _is_boilerplate(tag):
             continue

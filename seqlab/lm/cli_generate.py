@@ -13,6 +13,7 @@ from pathlib import Path
 
 from seqlab.config import ConfigError, validate_config
 from seqlab.lm.config import DecodingParams
+from seqlab.text.cli import InputError, check_text
 
 
 def _flag(name: str) -> str:
@@ -63,9 +64,9 @@ def run(args: argparse.Namespace) -> int:
     else:
         prompt = args.prompt
     try:
-        prompt.encode("utf-8")
-    except UnicodeEncodeError:  # undecodable argv bytes arrive as lone surrogates
-        return fail("--prompt is not valid UTF-8 text")
+        check_text(prompt, "--prompt")
+    except InputError as exc:
+        return fail(str(exc))
     try:
         params = decoding_from_args(args)
     except ConfigError as exc:

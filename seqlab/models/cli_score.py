@@ -20,7 +20,7 @@ import json
 import sys
 from pathlib import Path
 
-from seqlab.text.cli import FORMATS, InputError, _detect_format, _lines, _text_output
+from seqlab.text.cli import FORMATS, InputError, _detect_format, _lines, _text_output, check_text
 
 BATCH = 256  # texts per predict() call
 
@@ -67,7 +67,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         if args.texts:
             for i, text in enumerate(args.texts, 1):
-                _check_utf8(text, f"TEXT {i}")
+                check_text(text, f"TEXT {i}")
             _write_texts(args, args.texts, _predict(scorer, args.texts))
         else:
             _score_file(args, scorer)
@@ -76,15 +76,6 @@ def run(args: argparse.Namespace) -> int:
     except OSError as exc:  # -o is a directory, under a file, or on a read-only place
         return _fail(f"cannot write {args.out}: {exc.strerror or exc}" if args.out else str(exc))
     return 0
-
-
-def _check_utf8(text: str, where: str) -> None:
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError as exc:  # a lone surrogate: from undecodable argv bytes or a JSON escape
-        raise InputError(
-            f"{where} is not valid text (unpaired surrogate \\u{ord(text[exc.start]):04x})"
-        ) from None
 
 
 def _predict(scorer, texts: list[str]) -> list[float]:
@@ -132,7 +123,7 @@ def _score_file(args: argparse.Namespace, scorer) -> None:
             raise InputError(
                 f"{source}:{line_no}: expected an object with a string field {args.field!r} (see --field)"
             )
-        _check_utf8(record[args.field], f"{source}:{line_no}: field {args.field!r}")
+        check_text(record[args.field], f"{source}:{line_no}: field {args.field!r}")
         records.append(record)
     scores = _predict(scorer, [r[args.field] for r in records])
     with _text_output(args.out) as out:

@@ -168,6 +168,17 @@ def _numbered(name: str, lines: Iterable[bytes]) -> Iterator[tuple[str, int, str
         yield name, line_no, line.rstrip("\n").removesuffix("\r")
 
 
+def check_text(value: str, where: str) -> None:
+    """InputError unless ``value`` encodes as UTF-8: a lone surrogate comes from undecodable argv bytes
+    (Python's surrogateescape) or a JSON ``\\ud800`` escape, and would crash a tokenizer or a writer."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise InputError(
+            f"{where} holds an unpaired surrogate (\\u{ord(value[exc.start]):04x}), which is not valid UTF-8 text"
+        ) from None
+
+
 def _jsonl_line(
     source: str, line_no: int, line: str, field: str, out_field: str, fn: Callable[[str], str]
 ) -> str:
@@ -185,13 +196,7 @@ def _jsonl_line(
     if value is not None and not isinstance(value, str):
         raise InputError(f"{source}:{line_no}: field {field!r} is {type(value).__name__}, expected a string")
     if value is not None:
-        try:
-            value.encode("utf-8")
-        except UnicodeEncodeError as exc:
-            raise InputError(
-                f"{source}:{line_no}: field {field!r} holds an unpaired surrogate "
-                f"(\\u{ord(value[exc.start]):04x}), which is not text"
-            ) from None
+        check_text(value, f"{source}:{line_no}: field {field!r}")
     record[out_field] = None if value is None else fn(value)
     return json.dumps(record, ensure_ascii=False) + "\n"
 

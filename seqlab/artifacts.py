@@ -11,6 +11,7 @@ import hashlib
 import json
 import os
 import platform
+import shutil
 import stat
 import tempfile
 from collections.abc import Iterator
@@ -98,6 +99,81 @@ def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> None:
 def atomic_write_text(path: str | os.PathLike[str], text: str) -> None:
     """Write UTF-8 ``text`` to a local ``path`` atomically (see :func:`atomic_write_bytes`)."""
     atomic_write_bytes(path, text.encode("utf-8"))
+
+
+@contextmanager
+def staged_dir(target: str | os.PathLike[str]) -> Iterator[Path]:
+    """Build a directory artifact in private staging and publish it at ``target`` only once it is complete.
+
+    The one way the project writes an output directory (a model, a report, a corpus):
+
+    * local: the block fills a hidden sibling (``.NAME.XXXX.tmp``); on success it is renamed to ``target``
+      (an older ``target`` is renamed aside first and removed after), so readers see the old directory or
+      the new one, never half of one. The directory gets the usual mode (``0777`` minus the umask);
+    * URI: the block fills a local temp directory, uploaded with pyarrow.fs after the old objects under
+      ``target`` are deleted, ``manifest.json`` last: a manifest there means the rest is there too.
+
+    On an error or Ctrl+C inside the block the staging is removed and ``target`` is left as it was.
+
+    Example::
+
+        with staged_dir(join(out, "model")) as model_dir:
+            model.save_pretrained(model_dir)
+            write_manifest(model_dir, stage="finetune")
+
+    Raises:
+        NotADirectoryError: ``target`` exists and is not a directory.
+    """
+    if is_uri(target):
+        with tempfile.TemporaryDirectory(prefix="seqlab-stage-") as tmp:
+            yield Path(tmp)
+            _upload_dir(Path(tmp), str(target))
+        return
+    final = Path(os.path.realpath(str(target).removeprefix("file://")))
+    if final.exists() and not final.is_dir():
+        raise NotADirectoryError(f"{target} exists and is not a directory")
+    final.parent.mkdir(parents=True, exist_ok=True)
+    stage = Path(tempfile.mkdtemp(dir=final.parent, prefix=f".{final.name}.", suffix=".tmp"))
+    try:
+        os.chmod(stage, 0o777 & ~_umask())  # mkdtemp makes it 0700
+        yield stage
+        old = None
+        if final.exists():
+            old = Path(tempfile.mkdtemp(dir=final.parent, prefix=f".{final.name}.", suffix=".old"))
+            os.replace(final, old)  # onto the empty placeholder: rename(2) replaces an empty directory
+        os.replace(stage, final)
+    except BaseException:
+        shutil.rmtree(stage, ignore_errors=True)
+        raise
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def _upload_dir(local: Path, uri: str) -> None:
+    import pyarrow.fs as pafs
+
+    fs, root = pafs.FileSystem.from_uri(uri)
+    fs.delete_dir_contents(root, missing_dir_ok=True)
+    files = sorted((p for p in local.rglob("*") if p.is_file()), key=lambda p: p == local / MANIFEST)
+    for path in files:
+        dest = f"{root.rstrip('/')}/{path.relative_to(local).as_posix()}"
+        fs.create_dir(dest.rsplit("/", 1)[0], recursive=True)
+        with open(path, "rb") as src, fs.open_output_stream(dest) as out:
+            shutil.copyfileobj(src, out, 1 << 20)
+
+
+@contextmanager
+def local_copy(path: str | os.PathLike[str]) -> Iterator[Path]:
+    """A local directory holding what ``path`` holds: ``path`` itself when local, else a temp download
+    (removed after the block). The read-side twin of :func:`staged_dir`."""
+    if not is_uri(path):
+        yield Path(str(path).removeprefix("file://"))
+        return
+    import pyarrow.fs as pafs
+
+    with tempfile.TemporaryDirectory(prefix="seqlab-fetch-") as tmp:
+        pafs.copy_files(str(path), tmp)
+        yield Path(tmp)
 
 
 def write_text(path: str, text: str) -> None:

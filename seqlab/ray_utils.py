@@ -66,6 +66,8 @@ def init_ray(num_cpus: int | None = None, **kwargs) -> bool:
 
     if ray.is_initialized():
         return False
+    if not sys.stdout.isatty():  # Ray Data's progress bars are escape codes in a log file or a pipe
+        os.environ.setdefault("RAY_DATA_DISABLE_PROGRESS_BARS", "1")
     if os.environ.get("RAY_ADDRESS"):
         address = os.environ["RAY_ADDRESS"]
         check_reachable(address)
@@ -76,8 +78,6 @@ def init_ray(num_cpus: int | None = None, **kwargs) -> bool:
     # Serve's HTTP proxy (if this Ray serves the app later) installs seqlab's edge middleware; the proxy
     # inherits this process's environment when it is the one that starts Ray.
     os.environ.setdefault(PROXY_CALLBACK_ENV, PROXY_CALLBACK)
-    if not sys.stdout.isatty():  # Ray Data's progress bars are escape codes in a log file or a pipe
-        os.environ.setdefault("RAY_DATA_DISABLE_PROGRESS_BARS", "1")
     # address="local": always a new local Ray, never whatever cluster /tmp/ray/ray_current_cluster names
     # (a stale one would hang ray.init); joining a cluster is what RAY_ADDRESS is for.
     ray.init(address="local", num_cpus=num_cpus, include_dashboard=False, **kwargs)

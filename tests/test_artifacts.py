@@ -58,6 +58,36 @@ def test_atomic_output_keeps_the_old_file_when_writing_fails(tmp_path):
     assert [p.name for p in tmp_path.iterdir()] == ["out.txt"]
 
 
+def test_staged_dir_publishes_whole_directories_only(tmp_path):
+    """A directory output appears complete or not at all; a failure (or Ctrl+C) keeps the old one."""
+    import pytest
+
+    target = tmp_path / "model"
+    old = os.umask(0o022)
+    try:
+        with artifacts.staged_dir(target) as stage:
+            assert not target.exists() and stage.parent == tmp_path  # staged next to it, hidden
+            (stage / "weights.bin").write_bytes(b"v1")
+            artifacts.write_manifest(stage, stage="finetune", metrics={})
+    finally:
+        os.umask(old)
+    assert target.stat().st_mode & 0o777 == 0o755  # not mkdtemp's 0700
+    assert sorted(p.name for p in target.iterdir()) == ["manifest.json", "weights.bin"]
+
+    for interruption in (RuntimeError("disk full"), KeyboardInterrupt()):
+        with pytest.raises(type(interruption)), artifacts.staged_dir(target) as stage:
+            (stage / "weights.bin").write_bytes(b"half of v2")
+            raise interruption
+        assert (target / "weights.bin").read_bytes() == b"v1"
+    with artifacts.staged_dir(target) as stage:  # a new version replaces the old one, files and all
+        (stage / "weights.safetensors").write_bytes(b"v2")
+    assert [p.name for p in target.iterdir()] == ["weights.safetensors"]
+    assert [p.name for p in tmp_path.iterdir()] == ["model"], "staging or the old copy left behind"
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(NotADirectoryError), artifacts.staged_dir(tmp_path / "file"):
+        pass
+
+
 def _artifact(directory, stage: str):
     """Another stage's finished output, as far as the guard can tell: its manifest and some data."""
     (directory / "corpus").mkdir(parents=True)

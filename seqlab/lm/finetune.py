@@ -15,7 +15,6 @@ import hashlib
 import json
 import logging
 import shutil
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +24,7 @@ from seqlab.artifacts import (
     join,
     read_manifest,
     read_text,
+    staged_dir,
     write_manifest,
     write_text,
 )
@@ -138,7 +138,6 @@ def run_finetune(
     Raises:
         seqlab.artifacts.OutputTaken: ``cfg.out`` holds another stage's artifact (unless ``overwrite``).
     """
-    from seqlab.lm.report import write_report
     from seqlab.lm.train import fit
     from seqlab.ray_utils import init_ray
 
@@ -175,13 +174,30 @@ def run_finetune(
 
             ray.shutdown()
 
-    staging = Path(tempfile.mkdtemp(prefix="seqlab-finetune-")) if is_uri(out) else Path(out)
-    model_dir, report_dir = staging / "model", staging / "report"
-    if model_dir.exists():
-        shutil.rmtree(model_dir)
-    with run.checkpoint.as_directory() as ckpt_dir:
-        shutil.copytree(Path(ckpt_dir, "model"), model_dir)
-    tokenizer.save_pretrained(model_dir)
+    # Both directories appear only when complete (a Ctrl+C here leaves any earlier export as it was).
+    with staged_dir(join(out, "model")) as model_dir, staged_dir(join(out, "report")) as report_dir:
+        with run.checkpoint.as_directory() as ckpt_dir:
+            shutil.copytree(Path(ckpt_dir, "model"), model_dir, dirs_exist_ok=True)
+        tokenizer.save_pretrained(model_dir)
+        manifest = _evaluate_and_report(
+            cfg, spec, tokenizer, corpus_dir, corpus_manifest, run, model_dir, report_dir
+        )
+    log.info("model in %s, report in %s", join(out, "model"), join(out, "report"))
+    return manifest
+
+
+def _evaluate_and_report(
+    cfg: FinetuneJobConfig,
+    spec: ModelSpec,
+    tokenizer: Any,
+    corpus_dir: str,
+    corpus_manifest: dict[str, Any],
+    run: Any,
+    model_dir: Path,
+    report_dir: Path,
+) -> dict[str, Any]:
+    """Held-out perplexity and decoding metrics of the exported model, its report, and its manifest."""
+    from seqlab.lm.report import write_report
 
     ppl, rows, n_blocks, n_prompts = _evaluate(cfg, spec, tokenizer, corpus_dir, str(model_dir))
     last = run.history[-1]
@@ -219,10 +235,4 @@ def run_finetune(
         tokenizer="pretrained" if spec.base_model else "byte-level BPE trained on the corpus train split",
         ray_run=run.path,
     )
-    if is_uri(out):
-        import pyarrow.fs as pafs
-
-        pafs.copy_files(str(staging), out)
-        shutil.rmtree(staging, ignore_errors=True)
-    log.info("model in %s, report in %s", join(out, "model"), join(out, "report"))
     return manifest

@@ -13,7 +13,6 @@ A generator directory is what ``seqlab finetune`` writes to ``OUT/model/``: a Hu
 from __future__ import annotations
 
 import logging
-import tempfile
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -222,11 +221,8 @@ def load_generator(path: str | Path, device: str | None = None) -> Generator:
     """
     path = str(path)
     if artifacts.is_uri(path):
-        import pyarrow.fs as pafs
-
-        with tempfile.TemporaryDirectory() as tmp:
-            pafs.copy_files(path, tmp)
-            gen = load_generator(tmp, device)
+        with artifacts.local_copy(path) as local:
+            gen = load_generator(str(local), device)
             gen.path = path
             return gen
     local = path.removeprefix("file://")

@@ -376,6 +376,8 @@ def fit(
     Raises:
         RuntimeError: training failed after ``cfg.ray.max_failures`` restarts.
     """
+    from seqlab.interrupts import own_signal_handlers
+
     data = block_datasets(corpus_dir, tokenizer, cfg)
     (train_ds, num_blocks), (val_ds, num_val) = data["train"], data["val"]
     plan = plan_steps(num_blocks, cfg, cfg.ray.num_workers)
@@ -409,7 +411,12 @@ def fit(
         "has_val": has_val,
         "fail_at_step": fail_at_step,
     }
-    result = _trainer(cfg, loop_config, datasets, storage_path).fit()
+    trainer = _trainer(cfg, loop_config, datasets, storage_path)
+    with own_signal_handlers():  # Ray Train leaves its Ctrl+C handler behind after fit()
+        try:
+            result = trainer.fit()
+        except SystemExit:  # that handler aborts the run and calls sys.exit() from inside fit()
+            raise KeyboardInterrupt from None
     if result.error is not None:
         raise RuntimeError(f"Ray Train run failed: {result.error}") from result.error
     if result.checkpoint is None:

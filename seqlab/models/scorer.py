@@ -20,8 +20,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
-import tempfile
 from collections.abc import Callable, Sequence
 from functools import partial
 from pathlib import Path
@@ -176,13 +174,10 @@ def save_scorer(
         else NormalizeConfig.model_validate(dict(normalize)).model_dump(),
     }
     state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-    with tempfile.TemporaryDirectory() as tmp:
-        local = directory if not artifacts.is_uri(directory) else tmp
-        local = local.removeprefix("file://")
-        Path(local).mkdir(parents=True, exist_ok=True)
-        save_file(state, str(Path(local, WEIGHTS)))
-        artifacts.atomic_write_text(Path(local, CONFIG), json.dumps(config, indent=2))
-        artifacts.atomic_write_text(Path(local, TOKENIZER), tokenizer.to_str())
+    with artifacts.staged_dir(directory) as local:
+        save_file(state, str(local / WEIGHTS))
+        artifacts.atomic_write_text(local / CONFIG, json.dumps(config, indent=2))
+        artifacts.atomic_write_text(local / TOKENIZER, tokenizer.to_str())
         manifest = artifacts.write_manifest(
             local,
             stage="scorer",
@@ -194,10 +189,6 @@ def save_scorer(
             files=[WEIGHTS, CONFIG, TOKENIZER],
             **extra,
         )
-        for name in (WEIGHTS, CONFIG, TOKENIZER, artifacts.MANIFEST):
-            os.chmod(Path(local, name), 0o644)  # temp-file writes are owner-only; a model is for sharing
-        if artifacts.is_uri(directory):
-            _copy_tree(local, directory)
     return manifest
 
 
@@ -205,9 +196,8 @@ def load_scorer(path: str, device: str | torch.device = "cpu") -> Scorer:
     """Load a scorer artifact (local path or URI) written by :func:`save_scorer`; no Ray needed."""
     path = str(path)
     if artifacts.is_uri(path):
-        with tempfile.TemporaryDirectory() as tmp:
-            _copy_tree(path, tmp)
-            return load_scorer(tmp, device)
+        with artifacts.local_copy(path) as local:
+            return load_scorer(str(local), device)
     root = Path(path.removeprefix("file://"))
     if not (root / WEIGHTS).exists():
         raise FileNotFoundError(f"{path} is not a scorer artifact: no {WEIGHTS} in it")
@@ -237,9 +227,3 @@ def load_scorer(path: str, device: str | torch.device = "cpu") -> Scorer:
         manifest = {}
     return Scorer(model, tokenizer, config, manifest, device=device)
 
-
-def _copy_tree(src: str, dst: str) -> None:
-    """Copy a directory between local paths and URIs (pyarrow.fs)."""
-    import pyarrow.fs as pafs
-
-    pafs.copy_files(src, dst)

@@ -15,7 +15,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import tempfile
 import time
 from typing import Any
 
@@ -47,7 +46,7 @@ def run_tune_job(cfg: TuneJobConfig, resume: bool = False, overwrite: bool = Fal
     """
     from ray import tune
 
-    from seqlab.interrupts import own_signal_handlers
+    from seqlab.interrupts import Interrupted, own_signal_handlers
     from seqlab.ray_utils import init_ray
     from seqlab.tune.data import prepare_data
     from seqlab.tune.search import build_tuner, restore_tuner, search_finished
@@ -77,8 +76,11 @@ def run_tune_job(cfg: TuneJobConfig, resume: bool = False, overwrite: bool = Fal
     )
     started = init_ray()
     try:
-        if resume:
+        if resume and tune.Tuner.can_restore(_local_or_uri(experiment)):
             tuner = restore_tuner(experiment, run_cfg, corpus.encoded)
+        elif resume:  # stopped (or killed) before Tune saved its first state: nothing ran, start afresh
+            log.warning("%s holds no saved search state yet; starting the search from the beginning", experiment)
+            tuner = build_tuner(run_cfg, corpus.encoded, storage)
         else:
             if tune.Tuner.can_restore(_local_or_uri(experiment)):
                 raise FileExistsError(
@@ -90,15 +92,18 @@ def run_tune_job(cfg: TuneJobConfig, resume: bool = False, overwrite: bool = Fal
             )
             artifacts.write_text(tokenizer_path, corpus.encoded.tokenizer_json)
             tuner = build_tuner(run_cfg, corpus.encoded, storage)
+        command = f"seqlab tune --resume {out}"
         start = time.perf_counter()
-        with own_signal_handlers():  # Tune leaves its SIGINT handler behind after a normal end
-            grid = tuner.fit()
-        elapsed = time.perf_counter() - start
-        if not search_finished(grid, run_cfg):
-            command = f"seqlab tune --resume {out}"
-            log.warning("search interrupted; its state is saved. Resume with: %s", command)
-            return {"interrupted": True, "resume": command, "experiment": experiment}
-        return finish_search(grid, run_cfg, corpus, out, elapsed)
+        try:
+            with own_signal_handlers():  # Tune leaves its SIGINT handler behind after a normal end
+                grid = tuner.fit()
+            elapsed = time.perf_counter() - start
+            if not search_finished(grid, run_cfg):
+                log.warning("search interrupted; its state is saved. Resume with: %s", command)
+                return {"interrupted": True, "resume": command, "experiment": experiment}
+            return finish_search(grid, run_cfg, corpus, out, elapsed)
+        except KeyboardInterrupt:  # outside Tune's own handler: starting up, or exporting the finished search
+            raise Interrupted("search interrupted; nothing was exported", resume=command) from None
     finally:
         if started:
             import ray
@@ -253,9 +258,8 @@ def _training_normalization(text_column: str, corpus_manifest: dict[str, Any]):
 def _write_report_dir(directory: str, summary, curves, cfg: TuneJobConfig, inputs) -> None:
     from seqlab.tune.report import write_report
 
-    with tempfile.TemporaryDirectory() as tmp:
-        local = directory.removeprefix("file://") if not artifacts.is_uri(directory) else tmp
-        files = write_report(local, summary, curves)
+    with artifacts.staged_dir(directory) as local:
+        files = write_report(str(local), summary, curves)
         artifacts.write_manifest(
             local,
             stage="tune-report",
@@ -264,7 +268,3 @@ def _write_report_dir(directory: str, summary, curves, cfg: TuneJobConfig, input
             metrics=summary["best"],
             files=files,
         )
-        if artifacts.is_uri(directory):
-            import pyarrow.fs as pafs
-
-            pafs.copy_files(local, directory)

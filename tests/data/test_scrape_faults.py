@@ -1,10 +1,12 @@
-"""Fault injection on a real ``seqlab scrape`` process: stopped with SIGTERM mid-crawl (what ``kill PID`` and
-``ray job stop`` send), it exits 143 with one line and keeps every page it fetched; the re-run fetches only
-what is missing and ends with the corpus an uninterrupted crawl makes."""
+"""Fault injection on a real ``seqlab scrape`` process: SIGKILL at a random point mid-crawl (it loses at most
+the pages it had not flushed), then SIGTERM on the re-run (what ``kill PID`` and ``ray job stop`` send: it
+exits 143 with one line and keeps every page it fetched), then a last run that fetches only what is missing
+and ends with the corpus an uninterrupted crawl makes. The drivers join the session Ray, as jobs do."""
 
 from __future__ import annotations
 
 import os
+import random
 import signal
 import subprocess
 import sys
@@ -29,43 +31,67 @@ def _pages(out: Path) -> list[str]:
     return [u for p in parts for u in pd.read_parquet(p, columns=["url"])["url"]]
 
 
-def test_sigterm_mid_crawl_keeps_what_was_fetched_and_the_rerun_completes(ray_session, tmp_path):
-    out = tmp_path / "out"
+def _scrape(site: LocalSite, out: Path, ray_address: str) -> subprocess.Popen:
     flags = ["--sources.per_host_concurrency=2", "--sources.delay_s=0", "--labels", "none"]
-    env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}  # its own local Ray, not the tests'
+    return subprocess.Popen(
+        [sys.executable, "-m", "seqlab", "scrape", site.index_url, "--out", str(out), *flags],
+        cwd=REPO,
+        env={**os.environ, "RAY_ADDRESS": ray_address},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+
+
+def _signal_after_hits(proc: subprocess.Popen, site: LocalSite, hits: int, sig: int) -> tuple[int, str]:
+    try:
+        deadline = time.monotonic() + 120
+        while sum(site.hits.values()) < hits and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert proc.poll() is None, "the crawl ended before it could be interrupted"
+        proc.send_signal(sig)
+        _, err = proc.communicate(timeout=90)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    return proc.returncode, err
+
+
+def test_killed_then_stopped_crawl_keeps_what_was_flushed_and_the_last_run_completes(ray_session, tmp_path):
+    seed = random.randrange(10_000)
+    why = f"(random kill point from seed {seed})"
+    out = tmp_path / "out"
+    address = ray_session.get_runtime_context().gcs_address
     with LocalSite(generate_documents(60, seed=5), port=0, faults=False, latency_s=0.2) as site:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "seqlab", "scrape", site.index_url, "--out", str(out), *flags],
-            cwd=REPO,
-            env=env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
+        # 1. SIGKILL: no handler runs, unflushed pages are lost, flushed parts stay whole.
+        rc, err = _signal_after_hits(
+            _scrape(site, out, address), site, random.Random(seed).randint(3, 25), signal.SIGKILL
         )
-        try:
-            deadline = time.monotonic() + 120
-            while sum(site.hits.values()) < 20 and proc.poll() is None and time.monotonic() < deadline:
-                time.sleep(0.02)
-            assert proc.poll() is None, "the crawl ended before it could be interrupted"
-            proc.send_signal(signal.SIGTERM)
-            _, err = proc.communicate(timeout=90)
-        finally:
-            if proc.poll() is None:
-                proc.kill()
-        assert proc.returncode == 143, err[-2000:]
+        assert rc == -signal.SIGKILL, f"{why} rc {rc}: {err[-2000:]}"
+        after_kill = _pages(out) if (out / "raw").exists() else []
+
+        # 2. SIGTERM on the re-run: exits 143 with one line, and flushes what it fetched.
+        site.reset()
+        rc, err = _signal_after_hits(_scrape(site, out, address), site, 20, signal.SIGTERM)
+        assert rc == 143, f"{why} {err[-2000:]}"
         assert "seqlab scrape: scrape interrupted" in err and "resume" in err
         assert "Traceback" not in err and "SIGTERM received" not in err  # no Ray C++ signal dump
+        refetched = {u for u, n in site.hits.items() if n and not u.endswith("/robots.txt")}
+        assert not refetched & set(after_kill), f"{why} the re-run fetched again pages it already had"
         kept = _pages(out)
-        assert len(kept) >= 10, "pages fetched before SIGTERM were lost instead of flushed"
+        assert len(kept) >= len(after_kill) + 10, "pages fetched before SIGTERM were lost instead of flushed"
         assert not (out / "corpus").exists() and not (out / "manifest.json").exists()
 
+        # 3. The last run completes the corpus.
         site.reset()
         sources = SourcesConfig.from_urls([site.index_url], per_host_concurrency=2, delay_s=0.0)
         run_scrape(ScrapeJobConfig(sources=sources, out=str(out), labels=None))
         refetched = {u for u, n in site.hits.items() if n and not u.endswith("/robots.txt")}
-        assert not refetched & set(kept), "the re-run fetched again pages it already had"
+        assert not refetched & set(kept), f"{why} the last run fetched again pages it already had"
         pages = _pages(out)
-        assert len(pages) == len(set(pages))  # no page stored twice across the two runs
+        assert len(pages) == len(set(pages)), why  # no page stored twice across the three runs
         corpus = pd.read_parquet(out / "corpus")
         expected = {label_key(u) for u, outcome in site.expected.items() if outcome == "ok"}
-        assert {label_key(u) for u in corpus["url"]} == expected
+        assert {label_key(u) for u in corpus["url"]} == expected, why

@@ -1,9 +1,16 @@
 """Ray Train fine-tuning: step planning, a tiny GPT-2 loaded by path trained on the session Ray, recovery
-from a worker failure, resume after a restart, export + report, and (GPU only) mixed precision."""
+from a worker failure, SIGKILL/Ctrl+C of the driver and its re-run, export + report, and (GPU only) mixed precision."""
 
 from __future__ import annotations
 
 import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
 
 import pytest
 import torch
@@ -85,21 +92,83 @@ def test_finetune_by_path_trains_and_survives_a_worker_failure(finetuned, tiny_g
     assert (out / "report" / "training_curve.png").stat().st_size > 1000
 
 
+def _checkpoints(out) -> int:
+    return len(list((out / "ray_results" / "finetune").glob("checkpoint_*")))
+
+
+def _finetune_process(flags: list[str], ray_address: str):
+    """``seqlab finetune`` as a user runs it, joined to the session Ray, in its own process group."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "seqlab", "finetune", *flags],
+        cwd=Path(__file__).resolve().parents[2],
+        env={**os.environ, "RAY_ADDRESS": ray_address},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),  # as in a terminal, not a bg job
+    )
+
+
+def _signal_when(proc, ready, sig, timeout: float = 300) -> tuple[int, str]:
+    deadline = time.monotonic() + timeout
+    try:
+        while proc.poll() is None and not ready() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        if proc.poll() is None:
+            proc.send_signal(sig)
+        _, err = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    return proc.returncode, err
+
+
 @pytest.mark.slow
-def test_restart_with_the_same_output_resumes_the_step_count(finetuned, corpus_dir, tiny_gpt2_dir):
+def test_killed_then_interrupted_finetune_resumes_to_the_uninterrupted_steps(
+    finetuned, ray_session, corpus_dir, tiny_gpt2_dir, tmp_path
+):
+    """SIGKILL at a random point, Ctrl+C on the re-run, then a last re-run: the step history is the one an
+    uninterrupted run has (each step once), and model/ appears only at the end."""
     from seqlab.cli import main
 
-    out, _ = finetuned
-    before = [h["step"] for h in _history(out)]
-    rc = main(
-        ["finetune", "--data", str(corpus_dir), "--base-model", str(tiny_gpt2_dir), "--out", str(out)]
-        + [o for o in TINY if "max_steps" not in o]
-        + ["--train.max_steps=14"]
-    )
-    assert rc == 0
-    resumed = _history(out)
-    assert [h["step"] for h in resumed] == [*before, 12, 14]
-    assert resumed[-1]["resumed_from_step"] == before[-1] == 10
+    seed = random.randrange(10_000)
+    rng = random.Random(seed)
+    why = f"(random kill points from seed {seed})"
+    address = ray_session.get_runtime_context().gcs_address
+    out = tmp_path / "run"
+    flags = ["--data", str(corpus_dir), "--base-model", str(tiny_gpt2_dir), "--out", str(out), *TINY]
+
+    # 1. SIGKILL after 0 or 1 checkpoints (steps 5 and 10 checkpoint), a random moment later.
+    kill_after, delay = rng.randint(0, 1), rng.uniform(0, 1.5)
+    reached: list[float] = []
+
+    def ready() -> bool:
+        if not reached and _checkpoints(out) >= kill_after:
+            reached.append(time.monotonic())
+        return bool(reached) and time.monotonic() - reached[0] >= delay
+
+    rc, err = _signal_when(_finetune_process(flags, address), ready, signal.SIGKILL)
+    assert rc == -signal.SIGKILL, f"{why} it finished before the kill: rc {rc}\n{err[-3000:]}"
+    assert not (out / "model").exists(), why
+
+    # 2. The same command again resumes; Ctrl+C at its next checkpoint exits 130 and says what to do.
+    before = _checkpoints(out)
+    rc, err = _signal_when(_finetune_process(flags, address), lambda: _checkpoints(out) > before, signal.SIGINT)
+    if rc != 0:  # it may also finish first
+        assert rc == 130, f"{why} rc {rc}\n{err[-6000:]}"
+        assert "fine-tuning interrupted" in err and "run the same command again" in err, err[-3000:]
+        assert "Traceback" not in err, err[-3000:]
+        assert main(["finetune", *flags]) == 0  # 3. the last re-run, here
+
+    uninterrupted = [h["step"] for h in _history(finetuned[0])]  # the same steps; that run recovered too
+    history = _history(out)
+    assert [h["step"] for h in history] == uninterrupted, why
+    assert history[-1]["loss"] < history[0]["loss"] - 0.5, why
+    manifest = json.loads((out / "model" / "manifest.json").read_text())
+    assert manifest["metrics"]["steps"] == uninterrupted[-1], why
+    assert not [p for p in out.iterdir() if p.name.startswith(".")], "staging left behind"
 
 
 @pytest.mark.slow

@@ -20,8 +20,6 @@ from seqlab.data.scrape import (
     CrawlStats,
     MemorySink,
     ParquetSink,
-    _Host,
-    _retry_after,
     canonical_url,
     crawl,
     extract_links,
@@ -30,6 +28,7 @@ from seqlab.data.scrape import (
     load_progress,
     normalize_url,
 )
+from seqlab.data.scrape.politeness import _Host, _retry_after
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 ALLOW_ALL = "User-agent: *\nAllow: /\n"

@@ -200,6 +200,12 @@ def read_text(path: str) -> str:
         return src.read().decode("utf-8")
 
 
+def resolve(path: str | os.PathLike[str]) -> str:
+    """A URI as it is, a local path (``file://`` or not) made absolute: what Ray's ``storage_path`` wants."""
+    path = str(path)
+    return path if is_uri(path) else os.path.abspath(os.path.expanduser(path.removeprefix("file://")))
+
+
 def join(base: str | os.PathLike[str], *parts: str) -> str:
     """Join path parts for local paths and URIs alike."""
     base = str(base)

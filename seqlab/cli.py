@@ -22,15 +22,15 @@ from seqlab.ray_utils import RayUnavailable
 # verb -> (module, one-line help). The module provides add_arguments(parser) and run(args) -> int.
 VERBS: dict[str, tuple[str, str]] = {
     "demo": ("seqlab.demo", "run the whole pipeline on the bundled data on a local Ray"),
-    "normalize": ("seqlab.text.cli", "normalize Arabic text from text/JSONL/Parquet files or stdin"),
-    "corpus": ("seqlab.data.corpus_cli", "generate the bundled labeled corpus (any size, any seed)"),
-    "site": ("seqlab.data.site_cli", "serve the generated corpus as a local website on loopback"),
-    "scrape": ("seqlab.data.cli", "scrape Arabic sites into a Parquet corpus (Ray Data)"),
-    "tune": ("seqlab.tune.cli", "search RNN scorers with Ray Tune + Optuna + ASHA"),
+    "normalize": ("seqlab.text.cli_normalize", "normalize Arabic text from text/JSONL/Parquet files or stdin"),
+    "corpus": ("seqlab.synth.cli_corpus", "generate the bundled labeled corpus (any size, any seed)"),
+    "site": ("seqlab.synth.cli_site", "serve the generated corpus as a local website on loopback"),
+    "scrape": ("seqlab.data.cli_scrape", "scrape Arabic sites into a Parquet corpus (Ray Data)"),
+    "tune": ("seqlab.tune.cli_tune", "search RNN scorers with Ray Tune + Optuna + ASHA"),
     "finetune": ("seqlab.lm.cli_finetune", "fine-tune or train GPT-2 with Ray Train"),
     "score": ("seqlab.models.cli_score", "score texts with a scorer artifact (its own normalization)"),
     "generate": ("seqlab.lm.cli_generate", "generate Arabic text from a trained GPT-2 directory"),
-    "serve": ("seqlab.serve.cli", "serve the scorer and the generator over HTTP (Ray Serve)"),
+    "serve": ("seqlab.serve.cli_serve", "serve the scorer and the generator over HTTP (Ray Serve)"),
     "pipeline": (
         "seqlab.pipeline",
         "scrape -> tune -> finetune -> deploy, skipping stages that are up to date",
@@ -39,7 +39,7 @@ VERBS: dict[str, tuple[str, str]] = {
         "seqlab.serve.cli_deploy",
         "start or update the Serve app on a running Ray cluster, then return",
     ),
-    "bench": ("seqlab.bench.cli", "benchmarks that print ratios against a same-run baseline"),
+    "bench": ("seqlab.bench.cli_bench", "benchmarks that print ratios against a same-run baseline"),
 }
 
 

@@ -16,14 +16,17 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import yaml
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 __all__ = [
     "JOB_CONFIGS",
     "Config",
     "ConfigError",
+    "JobConfig",
+    "add_config_flags",
     "apply_overrides",
     "config_class_for",
+    "flag_overrides",
     "load_config",
     "parse_overrides",
 ]
@@ -38,8 +41,27 @@ class Config(BaseModel):
 
     model_config = ConfigDict(extra="forbid", validate_assignment=True, protected_namespaces=())
 
+    def with_out(self: C, out: str | Path) -> C:
+        """A validated copy writing to ``out`` (a stage's directory inside a demo or pipeline run)."""
+        return type(self).model_validate({**self.model_dump(), "out": str(out)})
+
 
 C = TypeVar("C", bound=Config)
+
+
+class JobConfig(Config):
+    """A stage's whole job (``jobs/<stage>.yaml``). ``smoke_test: true`` asks for its tiny form, which
+    :meth:`smoke` returns: every stage runs ``cfg.smoke()``, so the flag means the same everywhere."""
+
+    smoke_test: bool = Field(False, description="a tiny run that exercises every step (CI, laptops)")
+
+    def smoke(self: C) -> C:
+        """``self`` with the stage's smoke-test reductions when ``smoke_test`` is set, else ``self``."""
+        return self._smoke_reduced() if self.smoke_test else self  # type: ignore[attr-defined]
+
+    def _smoke_reduced(self: C) -> C:
+        """The reductions (a validated copy); stages override this."""
+        return self
 
 # Shipped job YAML (by file stem in jobs/) -> "module:Class" of the model that validates it.
 JOB_CONFIGS: dict[str, str] = {
@@ -128,6 +150,29 @@ def validate_config(cls: type[C], data: dict[str, Any], source: str = "<dict>") 
         raise ConfigError(format_validation_error(exc, source)) from None
 
 
+def add_config_flags(parser: Any, cls: type[Config], skip: tuple[str, ...] = ()) -> None:
+    """One ``--field-name`` flag per field of a flat config model: its type, default and help come from
+    the field, so no default is written twice. Read them back with :func:`config_from_args`.
+
+    ``bool`` fields that default to False become switches (``--no-faults``); other fields take a value.
+    """
+    import typing
+
+    for name, field in cls.model_fields.items():
+        if name in skip:
+            continue
+        flag = "--" + name.replace("_", "-")
+        default = field.get_default(call_default_factory=True)
+        text = field.description or name.replace("_", " ")
+        if field.annotation is bool and default is False:
+            parser.add_argument(flag, dest=name, action="store_true", help=text)
+            continue
+        kinds = [a for a in typing.get_args(field.annotation) if a is not type(None)] or [field.annotation]
+        kind = kinds[0] if kinds[0] in (int, float, str) else str
+        shown = "none" if default is None else default
+        parser.add_argument(flag, dest=name, type=kind, default=default, help=f"{text} (default {shown})")
+
+
 def config_from_args(cls: type[C], args: Any) -> C:
     """``cls`` validated from an argparse namespace's attributes of the same names.
 
@@ -145,38 +190,68 @@ def config_from_args(cls: type[C], args: Any) -> C:
         raise ConfigError("\n".join(lines)) from None
 
 
-def load_config(cls: type[C], path: str | Path | None = None, overrides: list[str] | None = None) -> C:
-    """Load ``cls`` from a YAML file (or its defaults when ``path`` is None) plus dotted overrides.
+def flag_overrides(flags: dict[str, Any]) -> dict[str, Any]:
+    """Named command-line flags as a nested override: ``{"data.path": "runs/c", "out": None}`` ->
+    ``{"data": {"path": "runs/c"}}`` (None means the flag was not given)."""
+    nested: dict[str, Any] = {}
+    for key, value in flags.items():
+        if value is None:
+            continue
+        node = nested
+        *parents, leaf = key.split(".")
+        for part in parents:
+            node = node.setdefault(part, {})
+        node[leaf] = value
+    return nested
 
-    Args:
-        cls: the config model.
-        path: YAML file; its top level maps onto the model's fields.
-        overrides: strings like ``--train.lr=3e-4``.
+
+def load_config(
+    cls: type[C],
+    path: str | Path | None = None,
+    overrides: list[str] | None = None,
+    *,
+    base: dict[str, Any] | None = None,
+    flags: dict[str, Any] | None = None,
+) -> C:
+    """The one way from a command line to a config: validate ``cls`` from its layers, lowest first:
+
+    the model's defaults < ``base`` (a saved config, e.g. ``--resume``) < the YAML file at ``path`` <
+    named flags (``flags``: dotted field -> value, None = not given; ``--out DIR`` is ``{"out": DIR}``) <
+    dotted ``overrides`` (``--train.lr=3e-4``).
 
     Raises:
-        ConfigError: unreadable YAML, unknown fields, or values of the wrong type/range.
+        ConfigError: unreadable YAML, unknown fields, or values of the wrong type/range; the message
+            names each offending field and where the values came from.
     """
-    data: dict[str, Any] = {}
-    source = "defaults"
+    data: dict[str, Any] = dict(base or {})
+    source = "saved config" if base else "defaults"
     if path is not None:
-        source = str(path)
-        try:
-            text = Path(path).read_text(encoding="utf-8")
-        except OSError as exc:
-            raise ConfigError(f"cannot read config file {path}: {exc.strerror or exc}") from None
-        try:
-            loaded = yaml.safe_load(text)
-        except yaml.YAMLError as exc:
-            raise ConfigError(f"{path} is not valid YAML: {exc}") from None
-        if loaded is None:
-            loaded = {}
-        if not isinstance(loaded, dict):
-            raise ConfigError(f"{path}: top level must be a mapping of fields, got {type(loaded).__name__}")
-        data = loaded
+        source = str(path) if not base else f"{source} + {path}"
+        data = apply_overrides(data, _read_yaml(path))
+    named = flag_overrides(flags or {})
+    if named:
+        data = apply_overrides(data, named)
+        source += " + flags"
     if overrides:
         data = apply_overrides(data, parse_overrides(overrides))
         source += " + overrides"
     return validate_config(cls, data, source)
+
+
+def _read_yaml(path: str | Path) -> dict[str, Any]:
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"cannot read config file {path}: {exc.strerror or exc}") from None
+    try:
+        loaded = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path} is not valid YAML: {exc}") from None
+    if loaded is None:
+        return {}
+    if not isinstance(loaded, dict):
+        raise ConfigError(f"{path}: top level must be a mapping of fields, got {type(loaded).__name__}")
+    return loaded
 
 
 def dump_config(cfg: Config) -> dict[str, Any]:

@@ -159,10 +159,10 @@ def _banner(text: str) -> None:
 def run_demo(cfg: DemoConfig) -> dict:
     """Run the demo steps; returns (and writes to ``OUT/summary.json``) what each produced."""
     from seqlab.data.config import ScrapeJobConfig, SourcesConfig
-    from seqlab.data.corpus import generate_documents, noise_floor_rmse, write_labels_csv
     from seqlab.data.pipeline import format_summary, run_scrape
-    from seqlab.data.site import LocalSite
-    from seqlab.ray_utils import init_ray
+    from seqlab.ray_utils import ray_session
+    from seqlab.synth.corpus import generate_documents, noise_floor_rmse, write_labels_csv
+    from seqlab.synth.site import LocalSite
 
     out = Path(cfg.out)
     for step in ("tune", "finetune"):  # refuse before anything starts: never train over an earlier run
@@ -175,10 +175,9 @@ def run_demo(cfg: DemoConfig) -> dict:
     # Ray Data logs every dataset's execution plan at INFO; the demo prints its own summary instead.
     logging.getLogger("ray.data").setLevel(logging.WARNING)
     summary: dict = {"out": str(out), "config": dump_config(cfg), "steps": {}}
-    started_ray = init_ray()
-    t0 = time.monotonic()
-    n = len(STEPS)
-    try:
+    with ray_session():
+        t0 = time.monotonic()
+        n = len(STEPS)
         if "scrape" in cfg.steps:
             _banner(
                 f"1/{n} scrape: a local website of {cfg.n_docs} generated documents -> Parquet (Ray Data)"
@@ -210,11 +209,6 @@ def run_demo(cfg: DemoConfig) -> dict:
         if "serve" in cfg.steps:
             _banner(f"5/{n} serve: both models over HTTP (Ray Serve)")
             summary["steps"]["serve"] = _serve_and_query(out, cfg)
-    finally:
-        if started_ray:
-            import ray
-
-            ray.shutdown()
     summary["elapsed_s"] = round(time.monotonic() - t0, 1)
     (out / "summary.json").write_text(json.dumps(summary, indent=2, ensure_ascii=False, default=str), "utf-8")
     _print_artifacts(out)
@@ -224,7 +218,7 @@ def run_demo(cfg: DemoConfig) -> dict:
 def _tune(cfg: DemoConfig, out: Path, corpus: str, n: int) -> dict:
     from seqlab.tune.job import run_tune_job
 
-    tune_cfg = cfg.tune.model_copy(update={"out": str(out / "tune")}, deep=True)
+    tune_cfg = cfg.tune.with_out(out / "tune")
     tune_cfg.data.path = corpus
     space = tune_cfg.search.space
     _banner(f"2/{n} tune: RNN scorer search (Ray Tune + Optuna + ASHA)")
@@ -260,9 +254,9 @@ def _tune(cfg: DemoConfig, out: Path, corpus: str, n: int) -> dict:
 def _finetune(cfg: DemoConfig, out: Path, corpus: str, n: int) -> dict:
     from seqlab.lm.finetune import run_finetune
 
-    ft = cfg.finetune.model_copy(update={"out": str(out / "finetune")}, deep=True)
+    ft = cfg.finetune.with_out(out / "finetune")
     ft.data.path = corpus
-    m = ft.resolved().model
+    m = ft.smoke().model
     _banner(f"3/{n} finetune: GPT-2 with Ray Train")
     print(
         f"demo size: a {m.n_layer}-layer, {m.n_embd}-wide GPT-2 with a {m.vocab_size}-token BPE vocabulary, "
@@ -335,7 +329,7 @@ def _serve_and_query(out: Path, cfg: DemoConfig) -> dict:
 
     from ray import serve
 
-    from seqlab.serve.cli import examples, start_local
+    from seqlab.serve.cli_serve import examples, start_local
     from seqlab.serve.config import ServeArgs
 
     port = cfg.serve_port
@@ -409,13 +403,9 @@ def _post(url: str, body: dict) -> dict:
 
 
 def run(args: argparse.Namespace) -> int:
-    cfg = load_config(DemoConfig, args.config, args.overrides)
-    if args.keep_serving:
-        cfg.keep_serving = True
-    if args.out:
-        cfg.out = args.out
-    if args.steps:
-        cfg.steps = [s.strip() for s in args.steps.split(",") if s.strip()]
+    steps = [s.strip() for s in args.steps.split(",") if s.strip()] if args.steps else None
+    flags = {"out": args.out, "steps": steps, "keep_serving": args.keep_serving or None}
+    cfg = load_config(DemoConfig, args.config, args.overrides, flags=flags)
     summary = run_demo(cfg)
     print(f"\ndemo finished in {summary['elapsed_s']} s; everything is under {cfg.out}/ (summary.json)")
     return 0

@@ -108,10 +108,10 @@ def run_pipeline(cfg: PipelineJobConfig) -> dict[str, str]:
     out.mkdir(parents=True, exist_ok=True)
     state = _State(out)
     scrape_dir, tune_dir, ft_dir = out / "scrape", out / "tune", out / "finetune"
-    scrape = cfg.scrape.model_copy(update={"out": str(scrape_dir)}, deep=True)
-    tune = cfg.tune.model_copy(update={"out": str(tune_dir)}, deep=True)
+    scrape = cfg.scrape.with_out(scrape_dir)
+    tune = cfg.tune.with_out(tune_dir)
     tune.data.path = str(scrape_dir)
-    ft = cfg.finetune.model_copy(update={"out": str(ft_dir)}, deep=True)
+    ft = cfg.finetune.with_out(ft_dir)
     ft.data.path = str(scrape_dir)
     deploy = cfg.deploy.model_copy(deep=True)
     deploy.app = deploy.app.model_copy(
@@ -167,7 +167,7 @@ def _deploy(deploy: DeployJobConfig) -> str:
     if not os.environ.get("RAY_ADDRESS"):
         print("deploy: skipped (no cluster: submit the pipeline with 'ray job submit' to deploy)", flush=True)
         return "skipped (no cluster)"
-    from seqlab.serve.cli import start_local
+    from seqlab.serve.cli_serve import start_local
 
     url = start_local(
         deploy.app, deploy.http.model_dump(), name=deploy.name, route_prefix=deploy.route_prefix
@@ -182,18 +182,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    cfg = load_config(PipelineJobConfig, args.config, args.overrides)
-    if args.out:
-        cfg.out = args.out
-    from seqlab.ray_utils import init_ray
+    cfg = load_config(PipelineJobConfig, args.config, args.overrides, flags={"out": args.out})
+    from seqlab.ray_utils import ray_session
 
-    started = init_ray()
-    try:
+    with ray_session():
         done = run_pipeline(cfg)
-    finally:
-        if started:
-            import ray
-
-            ray.shutdown()
     print("pipeline: " + ", ".join(f"{k} {v}" for k, v in done.items()))
     return 0

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import sys
+from collections.abc import Iterator
 
 log = logging.getLogger(__name__)
 PROXY_CALLBACK_ENV = "RAY_SERVE_HTTP_PROXY_CALLBACK_IMPORT_PATH"
@@ -87,3 +89,25 @@ def init_ray(num_cpus: int | None = None, **kwargs) -> bool:
         ray.cluster_resources().get("CPU"),
     )
     return True
+
+
+@contextlib.contextmanager
+def ray_session(num_cpus: int | None = None, **kwargs) -> Iterator[bool]:
+    """Ray for the ``with`` block (:func:`init_ray`'s rule), shut down after it only if this started it.
+
+    Example::
+
+        with ray_session():
+            run_scrape(cfg)
+
+    Yields:
+        True when the block runs on a Ray this call started, False on a joined or already running one.
+    """
+    started = init_ray(num_cpus, **kwargs)
+    try:
+        yield started
+    finally:
+        if started:
+            import ray
+
+            ray.shutdown()

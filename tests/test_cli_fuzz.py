@@ -23,8 +23,8 @@ def _reached(*args, **kwargs):
 
 # verb -> (module attribute to replace with the sentinel, fixed flags the verb needs)
 WORK = {
-    "corpus": ("seqlab.data.corpus.generate_documents", []),
-    "site": ("seqlab.data.site.LocalSite", []),
+    "corpus": ("seqlab.synth.corpus.generate_documents", []),
+    "site": ("seqlab.synth.site.LocalSite", []),
     "scrape": ("seqlab.ray_utils.init_ray", []),
     "tune": ("seqlab.tune.job.run_tune_job", []),
     "finetune": ("seqlab.lm.finetune.run_finetune", []),

@@ -69,3 +69,40 @@ def test_every_shipped_job_yaml_loads():
         assert first.startswith("# ray job submit") and f"jobs/{path.stem}.py" in first, (
             f"{path.name}: first line must be the exact 'ray job submit' command"
         )
+
+
+def test_one_way_in_layers_defaults_saved_yaml_flags_then_overrides(tmp_path):
+    """load_config is the one path from a command line to a config; later layers win, None flags are absent."""
+    from seqlab.tune.config import TuneJobConfig
+
+    yaml_file = tmp_path / "tune.yaml"
+    yaml_file.write_text("out: from-yaml\ndata:\n  max_docs: 50\n")
+    saved = {"out": "saved", "data": {"path": "saved-corpus", "max_docs": 10}}
+    cfg = load_config(
+        TuneJobConfig,
+        yaml_file,
+        ["--data.max_docs=70"],
+        base=saved,
+        flags={"out": "from-flag", "data.path": None},
+    )
+    assert cfg.out == "from-flag"  # flag over YAML over saved
+    assert cfg.data.path == "saved-corpus"  # a None flag was not given: the saved value stays
+    assert cfg.data.max_docs == 70  # dotted overrides come last
+    with pytest.raises(ConfigError, match=r"data\.max_docs"):
+        load_config(TuneJobConfig, flags={"data.max_docs": -1})  # flags are validated like the rest
+
+
+def test_every_stage_config_has_the_same_smoke_switch():
+    from seqlab.config import JobConfig
+    from seqlab.data.config import ScrapeJobConfig, SourcesConfig
+    from seqlab.lm.config import FinetuneJobConfig
+    from seqlab.tune.config import TuneJobConfig
+
+    for cls in (ScrapeJobConfig, TuneJobConfig, FinetuneJobConfig):
+        assert issubclass(cls, JobConfig)
+        plain = cls()
+        assert plain.smoke() is plain
+        small = cls(smoke_test=True).smoke()
+        assert small != cls(smoke_test=True) and small.smoke() == small  # reduced, and only once
+    scrape = ScrapeJobConfig(sources=SourcesConfig(seeds=["https://a.example/"]), smoke_test=True).smoke()
+    assert scrape.sources.max_pages <= 50 and scrape.sources.max_depth <= 2

@@ -8,8 +8,8 @@ import pandas as pd
 import pytest
 
 from seqlab.artifacts import read_manifest
-from seqlab.data.corpus import generate_documents
-from seqlab.data.site import LocalSite
+from seqlab.synth.corpus import generate_documents
+from seqlab.synth.site import LocalSite
 
 ROOT = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.slow

@@ -159,7 +159,7 @@ def serve_part(root: Path, cluster, workers, best: str) -> dict:
 
     from seqlab.bench.serve import free_port
     from seqlab.serve.app import build_app
-    from seqlab.serve.cli import wait_until_ready
+    from seqlab.serve.cli_serve import wait_until_ready
     from seqlab.serve.config import ServeArgs
 
     args = ServeArgs.model_validate(

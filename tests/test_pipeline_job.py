@@ -21,9 +21,9 @@ TINY_TUNE = {
 
 
 def test_pipeline_skips_what_is_up_to_date_and_never_overwrites(ray_session, tmp_path):
-    from seqlab.data.corpus import generate_documents, write_labels_csv
-    from seqlab.data.site import LocalSite
     from seqlab.pipeline import PipelineJobConfig, run_pipeline
+    from seqlab.synth.corpus import generate_documents, write_labels_csv
+    from seqlab.synth.site import LocalSite
 
     docs = generate_documents(120, seed=3)
     out = tmp_path / "pipe"

@@ -118,11 +118,12 @@ def run(args: argparse.Namespace) -> int:
 
     import torch
 
-    from seqlab.lm.data import pack_blocks, read_split_texts, resolve_corpus_dir
+    from seqlab.corpus import resolve_corpus_dir
+    from seqlab.lm.data import pack_blocks, read_split_texts
     from seqlab.lm.finetune import prepare_model_and_tokenizer
     from seqlab.lm.model import count_parameters, init_model
     from seqlab.lm.train import fit
-    from seqlab.ray_utils import init_ray
+    from seqlab.ray_utils import ray_session
 
     if args.warmup % args.report_every:
         print("--warmup must be a multiple of --report-every (timing starts at a report)")
@@ -138,18 +139,12 @@ def run(args: argparse.Namespace) -> int:
     torch.set_num_threads(args.threads)
     bare_before = bare_loop(spec, blocks, cfg, args.warmup, args.steps, device)
 
-    started = init_ray()
-    try:
+    with ray_session():
         import ray.data
 
         ray.data.DataContext.get_current().enable_progress_bars = False
         with tempfile.TemporaryDirectory(prefix="seqlab-bench-") as storage:
             run_ = fit(cfg, spec, tokenizer, corpus, storage)
-    finally:
-        if started:
-            import ray
-
-            ray.shutdown()
     bare_after = bare_loop(spec, blocks, cfg, args.warmup, args.steps, device)
     bare = [(a + b) / 2 for a, b in zip(bare_before, bare_after, strict=True)]  # [wall, cpu]
     ray_rate = [_ray_steady_rate(run_.history, args.warmup, c) for c in ("elapsed_s", "cpu_s")]

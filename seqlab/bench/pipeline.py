@@ -1,7 +1,7 @@
 """``seqlab bench pipeline``: Ray Data normalization docs/s on 1 vs 2 CPUs vs a single-process pandas loop.
 
 All contenders normalize the ``text`` of the same ``--docs`` generated documents
-(:func:`seqlab.data.corpus.generate_documents`, generated once) into ``text_norm``:
+(:func:`seqlab.synth.corpus.generate_documents`, generated once) into ``text_norm``:
 
 * **pandas Series.map**: ``df["text"].map(normalize)`` in this process, one document at a time;
 * **pandas normalize_batch**: :func:`seqlab.text.normalize_batch` on the whole frame, in this process;
@@ -54,7 +54,7 @@ class Result:
 
 def make_texts(n_docs: int, seed: int) -> list[str]:
     """The ``text`` of ``n_docs`` documents of the bundled corpus generator."""
-    from seqlab.data.corpus import generate_documents
+    from seqlab.synth.corpus import generate_documents
 
     return [doc.text for doc in generate_documents(n_docs, seed)]
 

@@ -52,8 +52,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def _serve(conn: Any, n_docs: int, latency_s: float, seed: int) -> None:
     """Child process: serve the site until the parent says stop (or dies)."""
-    from seqlab.data.corpus import generate_documents
-    from seqlab.data.site import LocalSite
+    from seqlab.synth.corpus import generate_documents
+    from seqlab.synth.site import LocalSite
 
     with LocalSite(
         generate_documents(n_docs, seed), port=0, latency_s=latency_s, faults=False, seed=seed
@@ -74,8 +74,8 @@ class _Site:
 
     def __enter__(self) -> tuple[list[str], list[str]]:
         if self.in_process:
-            from seqlab.data.corpus import generate_documents
-            from seqlab.data.site import LocalSite
+            from seqlab.synth.corpus import generate_documents
+            from seqlab.synth.site import LocalSite
 
             n_docs, latency_s, seed = self.args
             self.site = LocalSite(

@@ -148,7 +148,7 @@ def _levels(text: str, flag: str) -> list[int]:
 @functools.lru_cache(maxsize=4)
 def documents(n_docs: int, seed: int = CORPUS_SEED) -> tuple[str, ...]:
     """The texts of ``n_docs`` generated documents (cached: the models and the bodies share them)."""
-    from seqlab.data.corpus import generate_documents
+    from seqlab.synth.corpus import generate_documents
 
     return tuple(d.text for d in generate_documents(n_docs, seed))
 
@@ -672,7 +672,7 @@ def serve_app(cfg: Any, http: dict[str, Any]) -> Iterator[str]:
     """
     from ray import serve
 
-    from seqlab.serve.cli import start_local
+    from seqlab.serve.cli_serve import start_local
 
     try:
         yield start_local(cfg, http, name=APP_NAME)

@@ -59,7 +59,7 @@ def _search(cfg, data, storage: str) -> list[tuple[float, float]]:
 def run(args: argparse.Namespace) -> int:
     from seqlab.config import load_config
     from seqlab.models import TokenizerConfig
-    from seqlab.ray_utils import init_ray
+    from seqlab.ray_utils import ray_session
     from seqlab.tune.config import TuneJobConfig
     from seqlab.tune.data import prepare_data
 
@@ -80,9 +80,8 @@ def run(args: argparse.Namespace) -> int:
         "--run.max_failures=0",
         *([] if args.full_space else small_space),
     ]
-    started = init_ray()
-    rows = []
-    try:
+    with ray_session():
+        rows = []
         for repeat in range(args.repeats):
             seed = args.seed + repeat
             asha_cfg = load_config(
@@ -129,11 +128,6 @@ def run(args: argparse.Namespace) -> int:
                 f"seed {seed}: best val R² ASHA+Optuna {best_a:.3f} ({len(asha)} trial-epochs, {t1 - t0:.0f} s), "
                 f"random {best_r:.3f} ({len(rand)} trial-epochs, {t2 - t1:.0f} s)"
             )
-    finally:
-        if started:
-            import ray
-
-            ray.shutdown()
 
     # A search that never gets there is charged its whole budget, which makes the ratio a bound.
     print(f"\nbudget per search: {budget} trial-epochs; tolerance {args.tolerance} R²; {len(rows)} seed(s)")

@@ -8,12 +8,10 @@ from urllib.parse import urlsplit
 
 from pydantic import Field, field_validator, model_validator
 
-from seqlab.config import Config
+from seqlab.config import Config, JobConfig
 from seqlab.text.config import NormalizeConfig
 
-__all__ = ["CorpusArgs", "ScrapeJobConfig", "SiteArgs", "SourcesConfig", "SplitConfig"]
-
-MAX_GENERATED_DOCS = 1_000_000  # about 1 GB of Python objects; beyond that generation would swap, not finish
+__all__ = ["ScrapeJobConfig", "SourcesConfig", "SplitConfig"]
 
 
 def _host(url: str) -> str:
@@ -124,7 +122,7 @@ class SplitConfig(Config):
         return self
 
 
-class ScrapeJobConfig(Config):
+class ScrapeJobConfig(JobConfig):
     """``jobs/scrape.yaml``: crawl the sources, extract, normalize, label and write the Parquet corpus."""
 
     sources: SourcesConfig = Field(default_factory=SourcesConfig, description="what to crawl and how")
@@ -139,49 +137,10 @@ class ScrapeJobConfig(Config):
     num_crawl_tasks: int = Field(
         1, ge=1, description="crawl shards (Ray tasks); hosts are divided among them, never split"
     )
-    smoke_test: bool = Field(False, description="tiny run that exercises every step (CI, laptops)")
+    smoke_test: bool = Field(False, description="crawl at most 50 pages, 2 hops deep (CI, laptops)")
 
-
-class CorpusArgs(Config):
-    """The flags of ``seqlab corpus`` (and the corpus half of ``seqlab site``), checked before any work.
-
-    Numbers must be finite and in range: ``--noise-sd nan`` used to zero every label and exit 0.
-    """
-
-    n_docs: int = Field(3000, ge=1, le=MAX_GENERATED_DOCS, description="documents to generate")
-    seed: int = Field(0, ge=0, description="random seed of the documents (and the site's faults)")
-    noise_sd: float = Field(
-        0.5, ge=0.0, le=10.0, allow_inf_nan=False, description="sd of the label noise (score points)"
-    )
-    sentences: str | None = Field(None, description="sentence bank folder (default data/sentences)")
-    base_url: str = Field("http://127.0.0.1:8765", description="site address the article URLs use")
-
-    @field_validator("base_url")
-    @classmethod
-    def _http(cls, value: str) -> str:
-        parts = urlsplit(value)
-        if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise ValueError("must be an http(s) address such as http://127.0.0.1:9000")
-        return value
-
-
-class SiteArgs(CorpusArgs):
-    """The flags of ``seqlab site``."""
-
-    host: str = Field("127.0.0.1", min_length=1, description="address to bind")
-    port: int = Field(8765, ge=0, le=65535, description="TCP port; 0 picks a free one")
-    base_path: str = Field("", description="serve every page under this prefix, e.g. /news")
-    latency_ms: float = Field(
-        0.0, ge=0.0, le=60_000.0, allow_inf_nan=False, description="added to every response"
-    )
-    crawl_delay: float = Field(
-        0.0, ge=0.0, le=3600.0, allow_inf_nan=False, description="robots.txt Crawl-delay (s)"
-    )
-    no_faults: bool = False
-
-    @field_validator("base_path")
-    @classmethod
-    def _slash(cls, value: str) -> str:
-        if value and not value.startswith("/"):
-            raise ValueError("must start with '/'")
-        return value
+    def _smoke_reduced(self) -> ScrapeJobConfig:
+        sources = {"max_pages": min(self.sources.max_pages, 50), "max_depth": min(self.sources.max_depth, 2)}
+        return type(self).model_validate(
+            {**self.model_dump(), "sources": {**self.sources.model_dump(), **sources}}
+        )

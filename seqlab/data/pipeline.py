@@ -20,23 +20,22 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import shutil
 import time
-import uuid
 from collections import Counter
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
-from seqlab.artifacts import check_output_dir, write_manifest
+from seqlab.artifacts import atomic_output, check_output_dir, staged_dir, write_manifest
+from seqlab.corpus import CORPUS_COLUMNS, CORPUS_SCHEMA, parquet_path
 from seqlab.data.config import ScrapeJobConfig, SourcesConfig
 from seqlab.data.labeling import label_key, lexicon_score, read_labels_csv
+from seqlab.data.splits import split_for_url
 from seqlab.interrupts import Interrupted
 
 log = logging.getLogger(__name__)
 
-CORPUS_COLUMNS = ["url", "title", "text", "text_norm", "score", "split", "fetched_at", "status"]
 FAILURE_COLUMNS = ["url", "stage", "error", "attempts", "status_code", "fetched_at"]
 PROCESS_FAILURES = "process.parquet"
 
@@ -115,7 +114,6 @@ def process_batch(
     The document URL is the page's ``final_url`` (after redirects): labels are joined and the split is
     hashed on it. Pure pandas, used by Ray Data ``map_batches`` and directly in tests.
     """
-    from seqlab.data.corpus import split_for_url
     from seqlab.data.extract import extract_batch
     from seqlab.text import normalize
 
@@ -145,11 +143,13 @@ def process_batch(
 
 
 def _write_failures(failures: pd.DataFrame, out_dir: Path) -> None:
-    path = out_dir / "failures" / PROCESS_FAILURES
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{uuid.uuid4().hex}.tmp")
-    failures.reindex(columns=FAILURE_COLUMNS).to_parquet(tmp, index=False)
-    tmp.replace(path)
+    with atomic_output(out_dir / "failures" / PROCESS_FAILURES) as fh:
+        failures.reindex(columns=FAILURE_COLUMNS).to_parquet(fh, index=False)
+
+
+def _as_corpus_schema(batch):
+    """Ray Data infers types from pandas (``score`` as nullable Float64...): cast to the one schema."""
+    return batch.select(CORPUS_COLUMNS).cast(CORPUS_SCHEMA)
 
 
 class ScrapeFailed(RuntimeError):
@@ -169,6 +169,7 @@ def run_scrape(
     """
     import ray
 
+    cfg = cfg.smoke()
     check_output_dir(cfg.out, "scrape", overwrite=overwrite)
     out_dir = Path(cfg.out)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -213,19 +214,15 @@ def run_scrape(
     )
     processed = ds.materialize()
     ok = processed.filter(expr="status == 'ok'").select_columns(CORPUS_COLUMNS)
-    tmp_corpus = out_dir / f".corpus-{uuid.uuid4().hex[:8]}"
     if ok.count() == 0:
         raise ScrapeFailed(
             f"no page of the crawl passed extraction; see {out_dir / 'failures'} (nothing was deleted)"
         )
-    ok.write_parquet(str(tmp_corpus))
+    with staged_dir(parquet_path(out_dir)) as stage:  # corpus/ appears whole, or the old one stays
+        ok.map_batches(_as_corpus_schema, batch_format="pyarrow").write_parquet(str(stage))
     failed = processed.filter(expr="status != 'ok'").to_pandas()
     process_s = time.monotonic() - t1
 
-    final = out_dir / "corpus"
-    if final.exists():
-        shutil.rmtree(final)
-    tmp_corpus.rename(final)
     _write_failures(failed, out_dir)
 
     summary = summarize(out_dir, crawl_s=crawl_s, process_s=process_s)

@@ -28,13 +28,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from seqlab.lm.config import FinetuneJobConfig
 
-    cfg = load_config(FinetuneJobConfig, args.config, args.overrides)
-    if args.data is not None:
-        cfg.data.path = args.data
-    if args.base_model is not None:
-        cfg.model.base_model = args.base_model
-    if args.out is not None:
-        cfg.out = args.out
+    flags = {"data.path": args.data, "model.base_model": args.base_model, "out": args.out}
+    cfg = load_config(FinetuneJobConfig, args.config, args.overrides, flags=flags)
     if not cfg.out:
         print("seqlab finetune: --out DIR is required (or set out: in the config)", file=sys.stderr)
         return 2

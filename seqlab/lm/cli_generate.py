@@ -13,7 +13,7 @@ from pathlib import Path
 
 from seqlab.config import ConfigError, validate_config
 from seqlab.lm.config import DecodingParams
-from seqlab.text.cli import InputError, check_text
+from seqlab.text.cli_normalize import InputError, check_text
 
 
 def _flag(name: str) -> str:

@@ -16,10 +16,11 @@ from typing import Any, Literal
 
 from pydantic import ConfigDict, Field, model_validator
 
-from seqlab.config import Config
+from seqlab.config import Config, JobConfig
 
 __all__ = [
     "DECODING_PRESETS",
+    "DECODING_PRESET_CONFIGS",
     "DecodingConfig",
     "DecodingParams",
     "EvalConfig",
@@ -29,9 +30,6 @@ __all__ = [
     "RayConfig",
     "TrainConfig",
 ]
-
-# Names accepted in ``eval.strategies``; their decoding options live in seqlab.lm.evaluate.
-DECODING_PRESETS = ("greedy", "greedy_rep", "temperature", "top_k", "top_p", "default")
 
 
 class DecodingParams(Config):
@@ -97,6 +95,21 @@ class DecodingConfig(DecodingParams):
 
     use_cache: bool = Field(True, description="reuse attention keys/values (KV cache)")
     stop_at_eos: bool = Field(True, description="stop a candidate at <|endoftext|> (benchmarks turn it off)")
+
+
+# The decoding presets the finetune report compares, by name: the one definition of both the names
+# (``eval.strategies`` accepts exactly these) and their options. Each changes one thing at a time from
+# plain greedy / plain sampling, so the report shows what that one switch does; "default" is the seed table.
+_SEED_TABLE = DecodingConfig()
+DECODING_PRESET_CONFIGS: dict[str, DecodingConfig] = {
+    "greedy": DecodingConfig(strategy="greedy", repetition_penalty=1.0),
+    "greedy_rep": DecodingConfig(strategy="greedy", repetition_penalty=_SEED_TABLE.repetition_penalty),
+    "temperature": DecodingConfig(strategy="sample", top_k=0, top_p=1.0, repetition_penalty=1.0),
+    "top_k": DecodingConfig(strategy="sample", top_k=_SEED_TABLE.top_k, top_p=1.0, repetition_penalty=1.0),
+    "top_p": DecodingConfig(strategy="sample", top_k=0, top_p=_SEED_TABLE.top_p, repetition_penalty=1.0),
+    "default": _SEED_TABLE,
+}
+DECODING_PRESETS: tuple[str, ...] = tuple(DECODING_PRESET_CONFIGS)  # the names, in report order
 
 
 class ModelConfig(Config):
@@ -211,7 +224,7 @@ class EvalConfig(Config):
     max_eval_blocks: int = Field(512, ge=1, description="cap on held-out blocks for perplexity")
 
 
-class FinetuneJobConfig(Config):
+class FinetuneJobConfig(JobConfig):
     """``seqlab finetune`` / ``jobs/finetune.py``: train or fine-tune GPT-2 with Ray Train."""
 
     out: str | None = Field(None, description="output directory (model/, report/); --out overrides it")
@@ -230,10 +243,8 @@ class FinetuneJobConfig(Config):
             return self.train.lr
         return 5e-5 if self.model.base_model else 1e-3
 
-    def resolved(self) -> FinetuneJobConfig:
-        """A copy with ``smoke_test`` applied: every size shrunk so the job runs in about a minute on CPU."""
-        if not self.smoke_test:
-            return self
+    def _smoke_reduced(self) -> FinetuneJobConfig:
+        """Every size shrunk so the job runs in about a minute on a CPU."""
         data = self.model_dump()
         data["model"].update(
             vocab_size=min(self.model.vocab_size, 1000), n_layer=2, n_embd=64, n_positions=128

@@ -16,42 +16,11 @@ from typing import Any
 
 import numpy as np
 
-from seqlab.artifacts import is_uri, join
+from seqlab.corpus import read_corpus
 
-__all__ = [
-    "corpus_parquet_path",
-    "pack_blocks",
-    "read_split_texts",
-    "resolve_corpus_dir",
-    "tokenize_and_pack",
-]
+__all__ = ["pack_blocks", "read_split_texts", "tokenize_and_pack"]
 
 log = logging.getLogger(__name__)
-
-
-def resolve_corpus_dir(path: str | None) -> str:
-    """The corpus directory to read: ``path``, or the bundled default corpus when ``path`` is None.
-
-    Raises:
-        FileNotFoundError: ``path`` is a local directory without ``corpus/`` in it.
-    """
-    if path is None:
-        from seqlab.data.corpus import bundled_corpus_dir
-
-        return str(bundled_corpus_dir())
-    if not is_uri(path):
-        from pathlib import Path
-
-        local = Path(path.removeprefix("file://")).expanduser()
-        if not (local / "corpus").exists():
-            raise FileNotFoundError(f"{path} is not a corpus directory: no corpus/ Parquet dataset in it")
-        return str(local.resolve())
-    return path
-
-
-def corpus_parquet_path(corpus_dir: str) -> str:
-    """The Parquet dataset inside a corpus directory."""
-    return join(corpus_dir, "corpus")
 
 
 def read_split_texts(
@@ -62,18 +31,7 @@ def read_split_texts(
     ``max_docs`` keeps only the corpus' first ``max_docs`` rows (all splits together) before selecting
     the split, like the Ray Data pipeline's ``limit``.
     """
-    import pyarrow.dataset as pads
-
-    dataset = pads.dataset(corpus_parquet_path(corpus_dir), format="parquet", partitioning="hive")
-    missing = [c for c in (column, "split") if c not in dataset.schema.names]
-    if missing:
-        raise ValueError(
-            f"corpus at {corpus_dir} lacks column(s) {missing}; it has {sorted(dataset.schema.names)} "
-            "(pick the text with --data.text_column=...)"
-        )
-    table = (
-        dataset.head(max_docs, columns=[column, "split"]) if max_docs else dataset.to_table([column, "split"])
-    )
+    table = read_corpus(corpus_dir, [column, "split"], max_rows=max_docs)
     pairs = zip(table.column(column).to_pylist(), table.column("split").to_pylist(), strict=True)
     return [t for t, s in pairs if s == split and t and t.strip()]
 

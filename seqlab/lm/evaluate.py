@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from seqlab.lm.config import DecodingConfig
+from seqlab.lm.config import DECODING_PRESET_CONFIGS, DecodingConfig
 from seqlab.lm.generate import generate_ids
 
 __all__ = [
@@ -30,16 +30,8 @@ __all__ = [
     "perplexity",
 ]
 
-# Named decoding presets compared in the report (names match seqlab.lm.config.DECODING_PRESETS).
-_SEED = DecodingConfig()  # the seed-table defaults
-DECODING_PRESETS: dict[str, DecodingConfig] = {
-    "greedy": DecodingConfig(strategy="greedy", repetition_penalty=1.0),
-    "greedy_rep": DecodingConfig(strategy="greedy", repetition_penalty=_SEED.repetition_penalty),
-    "temperature": DecodingConfig(strategy="sample", top_k=0, top_p=1.0, repetition_penalty=1.0),
-    "top_k": DecodingConfig(strategy="sample", top_k=_SEED.top_k, top_p=1.0, repetition_penalty=1.0),
-    "top_p": DecodingConfig(strategy="sample", top_k=0, top_p=_SEED.top_p, repetition_penalty=1.0),
-    "default": _SEED,
-}
+# Name -> options of the decoding presets compared in the report; defined once, in seqlab.lm.config.
+DECODING_PRESETS: dict[str, DecodingConfig] = DECODING_PRESET_CONFIGS
 
 
 @torch.inference_mode()

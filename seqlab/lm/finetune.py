@@ -29,9 +29,10 @@ from seqlab.artifacts import (
     write_text,
 )
 from seqlab.config import dump_config
+from seqlab.corpus import resolve_corpus_dir
 from seqlab.interrupts import Interrupted
 from seqlab.lm.config import FinetuneJobConfig
-from seqlab.lm.data import pack_blocks, read_split_texts, resolve_corpus_dir
+from seqlab.lm.data import pack_blocks, read_split_texts
 from seqlab.lm.model import ModelSpec, count_parameters, init_model, load_causal_lm, small_gpt2_config
 from seqlab.lm.tokenizer import load_tokenizer, train_bpe_tokenizer
 
@@ -139,12 +140,12 @@ def run_finetune(
         seqlab.artifacts.OutputTaken: ``cfg.out`` holds another stage's artifact (unless ``overwrite``).
     """
     from seqlab.lm.train import fit
-    from seqlab.ray_utils import init_ray
+    from seqlab.ray_utils import ray_session
 
     if not cfg.out:
         raise ValueError("no output directory: pass --out DIR or set out: in the config")
     check_output_dir(cfg.out, "finetune", overwrite=overwrite)
-    cfg = cfg.resolved().model_copy(deep=True)
+    cfg = cfg.smoke().model_copy(deep=True)
     corpus_dir = resolve_corpus_dir(cfg.data.path)
     cfg.data.path = corpus_dir  # the manifest records the corpus actually read
     try:
@@ -161,18 +162,13 @@ def run_finetune(
         storage = str(Path(storage).expanduser().resolve())
 
     _check_resume_identity(storage, cfg, spec, tokenizer)
-    started_ray = init_ray()  # joins RAY_ADDRESS when set (ray job submit), else starts a local Ray
-    try:
-        run = fit(cfg, spec, tokenizer, corpus_dir, storage, fail_at_step=fail_at_step)
-    except KeyboardInterrupt:
-        raise Interrupted(
-            f"fine-tuning interrupted; nothing was exported, its checkpoints are kept in {join(storage, cfg.ray.name)}"
-        ) from None
-    finally:
-        if started_ray:
-            import ray
-
-            ray.shutdown()
+    with ray_session():
+        try:
+            run = fit(cfg, spec, tokenizer, corpus_dir, storage, fail_at_step=fail_at_step)
+        except KeyboardInterrupt:
+            raise Interrupted(
+                f"fine-tuning interrupted; nothing was exported, its checkpoints are kept in {join(storage, cfg.ray.name)}"
+            ) from None
 
     # Both directories appear only when complete (a Ctrl+C here leaves any earlier export as it was).
     with staged_dir(join(out, "model")) as model_dir, staged_dir(join(out, "report")) as report_dir:

@@ -28,8 +28,9 @@ from typing import Any
 
 import torch
 
-from seqlab.lm.config import FinetuneJobConfig
-from seqlab.lm.data import corpus_parquet_path, tokenize_and_pack
+from seqlab.corpus import parquet_path
+from seqlab.lm.config import FinetuneJobConfig, TrainConfig
+from seqlab.lm.data import tokenize_and_pack
 from seqlab.lm.model import ModelSpec, init_model, load_causal_lm
 
 __all__ = ["TrainingRun", "block_datasets", "fit", "plan_steps", "train_loop_per_worker"]
@@ -38,6 +39,8 @@ log = logging.getLogger(__name__)
 
 STATE_FILE = "train_state.pt"
 HISTORY_FILE = "history.json"
+# Position part of STATE_FILE: optimizer steps done, epoch, micro-batches done in it, tokens trained on.
+_FRESH_START = {"step": 0, "epoch": 0, "micro_in_epoch": 0, "tokens_seen": 0}
 
 
 @dataclass
@@ -89,7 +92,7 @@ def block_datasets(corpus_dir: str, tokenizer: Any, cfg: FinetuneJobConfig) -> d
     import ray.data
 
     column = cfg.data.text_column
-    ds = ray.data.read_parquet(corpus_parquet_path(corpus_dir), columns=[column, "split"])
+    ds = ray.data.read_parquet(parquet_path(corpus_dir), columns=[column, "split"])
     if cfg.data.max_docs is not None:
         ds = ds.limit(cfg.data.max_docs)
     ds = ds.map_batches(
@@ -142,14 +145,14 @@ def _unwrap(model: torch.nn.Module) -> Any:
     return model.module if hasattr(model, "module") else model
 
 
-def _mean_loss(model: torch.nn.Module, shard: Any, cfg: dict[str, Any], device: torch.device) -> float | None:
+def _mean_loss(model: torch.nn.Module, shard: Any, batch_size: int, device: torch.device) -> float | None:
     """Mean validation loss over this worker's shard, averaged over workers (None without data)."""
     if shard is None:
         return None
     model.eval()
     nll = torch.zeros(2, device=device)  # [sum of loss*tokens, tokens]
     with torch.no_grad():
-        for batch in shard.iter_torch_batches(batch_size=cfg["batch_size"], dtypes=torch.long, device=device):
+        for batch in shard.iter_torch_batches(batch_size=batch_size, dtypes=torch.long, device=device):
             ids = batch["input_ids"]  # (B, T)
             loss = model(input_ids=ids, labels=ids).loss
             n = ids.shape[0] * (ids.shape[1] - 1)
@@ -182,95 +185,199 @@ def progress_line(metrics: dict[str, Any], total_steps: int, resumed_from: int =
     )
 
 
+def _restore(
+    checkpoint: Any, spec: ModelSpec
+) -> tuple[torch.nn.Module, dict[str, Any] | None, list[dict[str, Any]]]:
+    """Where a worker starts: the checkpoint's model, training state and history, or a fresh model.
+
+    Returns:
+        ``(model, state, history)``; ``state`` is the :data:`STATE_FILE` dict, None on a fresh start.
+    """
+    if checkpoint is None:
+        return init_model(spec), None, []
+    with checkpoint.as_directory() as ckpt_dir:
+        model = load_causal_lm(str(Path(ckpt_dir, "model")))
+        state = torch.load(Path(ckpt_dir, STATE_FILE), map_location="cpu", weights_only=False)
+        history = json.loads(Path(ckpt_dir, HISTORY_FILE).read_text(encoding="utf-8"))
+    return model, state, history
+
+
+class _Optimizer:
+    """AdamW, the linear warmup/decay schedule and the fp16 grad scaler of one (possibly DDP) model.
+
+    :meth:`backward` trains one micro-batch, :meth:`step` ends an accumulation window with one optimizer step.
+    """
+
+    def __init__(
+        self,
+        model: torch.nn.Module,
+        cfg: FinetuneJobConfig,
+        plan: dict[str, int],
+        device: torch.device,
+        distributed: bool,
+        state: dict[str, Any] | None,
+    ) -> None:
+        from transformers import get_linear_schedule_with_warmup
+
+        t = cfg.train
+        self.model, self.device, self.distributed = model, device, distributed
+        self.grad_accum, self.grad_clip = t.grad_accum, t.grad_clip
+        self.optimizer = torch.optim.AdamW(_param_groups(model, t.weight_decay), lr=cfg.effective_lr())
+        self.scheduler = get_linear_schedule_with_warmup(
+            self.optimizer, plan["warmup_steps"], plan["total_steps"]
+        )
+        self.amp_dtype = _autocast_dtype(t.mixed_precision, device)
+        self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp_dtype == torch.float16)
+        if state is not None:
+            self.optimizer.load_state_dict(state["optimizer"])
+            self.scheduler.load_state_dict(state["scheduler"])
+            self.scaler.load_state_dict(state["scaler"])
+
+    def backward(self, ids: torch.Tensor, boundary: bool) -> torch.Tensor:
+        """Forward (autocast) and scaled backward of the micro-batch ``ids`` (B, T); returns its mean loss.
+
+        Off the accumulation ``boundary``, DDP's gradient all-reduce is skipped (``no_sync``).
+        """
+        no_sync = self.model.no_sync() if self.distributed and not boundary else contextlib.nullcontext()
+        amp = self.amp_dtype
+        with no_sync, torch.autocast(self.device.type, dtype=amp, enabled=amp is not None):
+            loss = self.model(input_ids=ids, labels=ids).loss  # mean over B*(T-1) tokens
+        self.scaler.scale(loss / self.grad_accum).backward()
+        return loss.detach()
+
+    def step(self) -> None:
+        """One optimizer step over the accumulated gradients: unscale, clip, step, zero, advance the lr."""
+        self.scaler.unscale_(self.optimizer)
+        torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.grad_clip)
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        self.optimizer.zero_grad(set_to_none=True)
+        self.scheduler.step()
+
+    @property
+    def lr(self) -> float:
+        return self.scheduler.get_last_lr()[0]
+
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(),
+            "scaler": self.scaler.state_dict(),
+        }
+
+
+class _MetricsWindow:
+    """Loss, micro-batches and tokens since the last report, and the run clocks every report carries."""
+
+    def __init__(self, device: torch.device, resumed_from: int) -> None:
+        self.device, self.resumed_from = device, resumed_from
+        self.reset()
+        self.started, self.cpu_started = time.perf_counter(), time.process_time()
+
+    def reset(self) -> None:
+        self.loss = torch.zeros((), device=self.device)  # sum of micro-batch losses
+        self.micro, self.tokens = 0, 0
+        self.start = time.perf_counter()
+
+    def add(self, loss: torch.Tensor, tokens: int) -> None:
+        self.loss += loss.float()  # stays on the device: no sync per micro-batch
+        self.micro += 1
+        self.tokens += tokens
+
+    def metrics(self, step: int, epoch: float, lr: float, tokens_seen: int) -> dict[str, Any]:
+        """The report of this window (call :meth:`reset` once it is reported)."""
+        mean_loss = float(self.loss) / max(self.micro, 1)  # syncs the GPU before timing
+        now = time.perf_counter()
+        return {
+            "step": step,
+            "epoch": epoch,
+            "loss": mean_loss,
+            "perplexity": math.exp(min(mean_loss, 50.0)),
+            "lr": lr,
+            "tokens_seen": tokens_seen,
+            "tokens_per_s": self.tokens / max(now - self.start, 1e-9),
+            "window_s": now - self.start,
+            "elapsed_s": now - self.started,
+            "cpu_s": time.process_time() - self.cpu_started,  # this worker process, all its threads
+            "resumed_from_step": self.resumed_from,
+        }
+
+
+def _epoch_batches(shard: Any, t: TrainConfig, epoch: int, device: torch.device) -> Any:
+    """This worker's micro-batches ``{"input_ids": (B, T)}`` for one epoch, shuffled with an epoch seed."""
+    return shard.iter_torch_batches(
+        batch_size=t.batch_size,
+        dtypes=torch.long,
+        device=device,
+        drop_last=True,
+        local_shuffle_buffer_size=t.shuffle_buffer or None,
+        local_shuffle_seed=t.seed + epoch if t.shuffle_buffer else None,
+    )
+
+
+def _echo_progress(line: str) -> None:
+    """Rank 0's progress line on stdout (not print(): Train V2 patches it to log *and* echo, which
+    doubles every line)."""
+    sys.stdout.write(line + "\n")
+    sys.stdout.flush()
+
+
+def _save_checkpoint(
+    metrics: dict[str, Any],
+    rank: int,
+    model: torch.nn.Module,
+    opt: _Optimizer,
+    position: dict[str, int],
+    history: list[dict[str, Any]],
+) -> None:
+    """``ray.train.report`` of ``metrics`` with a checkpoint, written by rank 0 (one copy of the replicated
+    state is enough): ``model/`` (Hugging Face format), :data:`STATE_FILE` (optimizer, scheduler, scaler
+    and the ``position`` to resume at) and :data:`HISTORY_FILE`."""
+    import ray.train
+
+    with tempfile.TemporaryDirectory() as tmp:
+        if rank != 0:
+            ray.train.report(metrics)
+            return
+        _unwrap(model).save_pretrained(Path(tmp, "model"))
+        torch.save({**opt.state_dict(), **position}, Path(tmp, STATE_FILE))
+        Path(tmp, HISTORY_FILE).write_text(json.dumps(history), encoding="utf-8")
+        ray.train.report(metrics, checkpoint=ray.train.Checkpoint.from_directory(tmp))
+
+
 def train_loop_per_worker(config: dict[str, Any]) -> None:
     """One Ray Train worker: build or restore the model, train on its shard, report and checkpoint.
 
-    ``config`` keys: model_spec, lr, weight_decay, batch_size, grad_accum, grad_clip, epochs,
-    steps_per_epoch, total_steps, warmup_steps, report_every, checkpoint_every, shuffle_buffer, seed,
-    mixed_precision, torch_threads, fail_at_step (tests: raise once at that step).
+    ``config`` (built by :func:`fit`): ``job`` (the ``FinetuneJobConfig`` as ``model_dump(mode="json")``,
+    validated again here), ``plan`` (:func:`plan_steps`), ``model_spec``, ``has_val`` (a ``val`` shard
+    exists) and ``fail_at_step`` (tests: raise once at that step).
     """
     import ray.train
     import ray.train.torch
-    from transformers import get_linear_schedule_with_warmup
 
-    torch.set_num_threads(config["torch_threads"])
+    cfg = FinetuneJobConfig.model_validate(config["job"])
+    t, plan = cfg.train, config["plan"]
+    torch.set_num_threads(cfg.ray.cpus_per_worker)
     _quiet_report_logs()
     ctx = ray.train.get_context()
     rank, world = ctx.get_world_rank(), ctx.get_world_size()
     device = ray.train.torch.get_device()
 
-    state: dict[str, Any] | None = None
-    history: list[dict[str, Any]] = []
-    checkpoint = ray.train.get_checkpoint()
-    if checkpoint is not None:
-        with checkpoint.as_directory() as ckpt_dir:
-            model = load_causal_lm(str(Path(ckpt_dir, "model")))
-            state = torch.load(Path(ckpt_dir, STATE_FILE), map_location="cpu", weights_only=False)
-            history = json.loads(Path(ckpt_dir, HISTORY_FILE).read_text(encoding="utf-8"))
-    else:
-        model = init_model(config["model_spec"])
+    model, state, history = _restore(ray.train.get_checkpoint(), config["model_spec"])
     model = ray.train.torch.prepare_model(model)  # to device; DDP when world > 1
     model.train()
-
-    optimizer = torch.optim.AdamW(_param_groups(model, config["weight_decay"]), lr=config["lr"])
-    scheduler = get_linear_schedule_with_warmup(optimizer, config["warmup_steps"], config["total_steps"])
-    amp_dtype = _autocast_dtype(config["mixed_precision"], device)
-    scaler = torch.amp.GradScaler("cuda", enabled=amp_dtype == torch.float16)
-    step, epoch, skip_micro = 0, 0, 0
-    if state is not None:
-        optimizer.load_state_dict(state["optimizer"])
-        scheduler.load_state_dict(state["scheduler"])
-        scaler.load_state_dict(state["scaler"])
-        step, epoch, skip_micro = state["step"], state["epoch"], state["micro_in_epoch"]
-    resumed_from = step
-    total, accum = config["total_steps"], config["grad_accum"]
-    micro_per_epoch = config["steps_per_epoch"] * accum
-    tokens_seen = state["tokens_seen"] if state else 0
-
-    def save_and_report(metrics: dict[str, Any], epoch: int, micro: int, with_checkpoint: bool) -> None:
-        history.append(metrics)
-        if rank == 0:  # not print(): Train V2 patches it to log *and* echo, which doubles every line
-            sys.stdout.write(progress_line(metrics, total, resumed_from) + "\n")
-            sys.stdout.flush()
-        if not with_checkpoint:
-            ray.train.report(metrics)
-            return
-        with tempfile.TemporaryDirectory() as tmp:
-            if rank == 0:  # one copy of the (replicated) state is enough
-                _unwrap(model).save_pretrained(Path(tmp, "model"))
-                torch.save(
-                    {
-                        "optimizer": optimizer.state_dict(),
-                        "scheduler": scheduler.state_dict(),
-                        "scaler": scaler.state_dict(),
-                        "step": step,
-                        "epoch": epoch,
-                        "micro_in_epoch": micro,
-                        "tokens_seen": tokens_seen,
-                    },
-                    Path(tmp, STATE_FILE),
-                )
-                Path(tmp, HISTORY_FILE).write_text(json.dumps(history), encoding="utf-8")
-                ray.train.report(metrics, checkpoint=ray.train.Checkpoint.from_directory(tmp))
-            else:
-                ray.train.report(metrics)
+    opt = _Optimizer(model, cfg, plan, device, distributed=world > 1, state=state)
+    at = state or _FRESH_START  # the checkpoint's position, or the very start
+    step, epoch, skip_micro, tokens_seen = at["step"], at["epoch"], at["micro_in_epoch"], at["tokens_seen"]
+    total, accum = plan["total_steps"], t.grad_accum
+    micro_per_epoch = plan["steps_per_epoch"] * accum
 
     train_shard = ray.train.get_dataset_shard("train")
     val_shard = ray.train.get_dataset_shard("val") if config.get("has_val") else None
-    window_loss, window_micro, window_tokens = torch.zeros((), device=device), 0, 0
-    window_start = time.perf_counter()
-    started, cpu_started = time.perf_counter(), time.process_time()
-    while epoch < config["epochs"] and step < total:
+    window = _MetricsWindow(device, resumed_from=step)
+    while epoch < t.epochs and step < total:
         micro = 0
-        batches = train_shard.iter_torch_batches(
-            batch_size=config["batch_size"],
-            dtypes=torch.long,
-            device=device,
-            drop_last=True,
-            local_shuffle_buffer_size=config["shuffle_buffer"] or None,
-            local_shuffle_seed=config["seed"] + epoch if config["shuffle_buffer"] else None,
-        )
-        for batch in batches:
+        for batch in _epoch_batches(train_shard, t, epoch, device):
             if micro >= micro_per_epoch or step >= total:
                 break
             if micro < skip_micro:  # resuming mid-epoch: these micro-batches were already trained on
@@ -278,53 +385,34 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
                 continue
             ids = batch["input_ids"]  # (B, T)
             boundary = (micro + 1) % accum == 0
-            no_sync = model.no_sync() if world > 1 and not boundary else contextlib.nullcontext()
-            with no_sync, torch.autocast(device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
-                loss = model(input_ids=ids, labels=ids).loss  # mean over B*(T-1) tokens
-            scaler.scale(loss / accum).backward()
-            window_loss += loss.detach().float()  # stays on the device: no sync per micro-batch
-            window_micro += 1
-            window_tokens += ids.numel() * world
+            window.add(opt.backward(ids, boundary), ids.numel() * world)
             micro += 1
             if not boundary:
                 continue
-            scaler.unscale_(optimizer)
-            torch.nn.utils.clip_grad_norm_(model.parameters(), config["grad_clip"])
-            scaler.step(optimizer)
-            scaler.update()
-            optimizer.zero_grad(set_to_none=True)
-            scheduler.step()
+            opt.step()
             step += 1
             tokens_seen += ids.numel() * accum * world
             if config.get("fail_at_step") == step and state is None:  # first attempt only
                 raise RuntimeError(f"injected worker failure at step {step} (testing FailureConfig)")
-            epoch_done = micro >= micro_per_epoch
-            last = step >= total
-            do_ckpt = step % config["checkpoint_every"] == 0 or epoch_done or last
-            if step % config["report_every"] == 0 or do_ckpt:
-                mean_loss = float(window_loss) / max(window_micro, 1)  # syncs the GPU before timing
-                now = time.perf_counter()
-                metrics = {
-                    "step": step,
-                    "epoch": epoch + (micro / micro_per_epoch),
-                    "loss": mean_loss,
-                    "perplexity": math.exp(min(mean_loss, 50.0)),
-                    "lr": scheduler.get_last_lr()[0],
-                    "tokens_seen": tokens_seen,
-                    "tokens_per_s": window_tokens / max(now - window_start, 1e-9),
-                    "window_s": now - window_start,
-                    "elapsed_s": now - started,
-                    "cpu_s": time.process_time() - cpu_started,  # this worker process, all its threads
-                    "resumed_from_step": resumed_from,
-                }
-                if epoch_done or last:
-                    val_loss = _mean_loss(model, val_shard, config, device)
-                    if val_loss is not None:
-                        metrics.update(val_loss=val_loss, val_perplexity=math.exp(min(val_loss, 50.0)))
+            epoch_done, last = micro >= micro_per_epoch, step >= total
+            with_checkpoint = step % t.checkpoint_every == 0 or epoch_done or last
+            if step % t.report_every != 0 and not with_checkpoint:
+                continue
+            metrics = window.metrics(step, epoch + micro / micro_per_epoch, opt.lr, tokens_seen)
+            if epoch_done or last:
+                val_loss = _mean_loss(model, val_shard, t.batch_size, device)
+                if val_loss is not None:
+                    metrics.update(val_loss=val_loss, val_perplexity=math.exp(min(val_loss, 50.0)))
+            history.append(metrics)
+            if rank == 0:
+                _echo_progress(progress_line(metrics, total, window.resumed_from))
+            if with_checkpoint:
                 next_epoch, next_micro = (epoch + 1, 0) if epoch_done else (epoch, micro)
-                save_and_report(metrics, next_epoch, next_micro, with_checkpoint=do_ckpt)
-                window_loss, window_micro, window_tokens = torch.zeros((), device=device), 0, 0
-                window_start = time.perf_counter()
+                position = {"step": step, "epoch": next_epoch, "micro_in_epoch": next_micro}
+                _save_checkpoint(metrics, rank, model, opt, {**position, "tokens_seen": tokens_seen}, history)
+            else:
+                ray.train.report(metrics)
+            window.reset()
         skip_micro = 0
         epoch += 1
 
@@ -366,7 +454,7 @@ def fit(
     """Train with Ray Train (Ray must be initialized) and return the run's history and last checkpoint.
 
     Args:
-        cfg: the resolved job config (``cfg.resolved()``).
+        cfg: the job config as it runs (``cfg.smoke()``).
         spec: how workers build the initial model (ignored when resuming from a checkpoint).
         tokenizer: tokenizes the corpus (shipped to Ray Data tasks).
         corpus_dir: corpus directory with ``corpus/`` Parquet.
@@ -392,22 +480,10 @@ def fit(
     has_val = num_val >= cfg.ray.num_workers
     if has_val:
         datasets["val"] = val_ds
-    t = cfg.train
     loop_config = {
+        "job": cfg.model_dump(mode="json"),  # each worker validates it again (FinetuneJobConfig)
+        "plan": plan,
         "model_spec": spec,
-        "lr": cfg.effective_lr(),
-        "weight_decay": t.weight_decay,
-        "batch_size": t.batch_size,
-        "grad_accum": t.grad_accum,
-        "grad_clip": t.grad_clip,
-        "epochs": t.epochs,
-        **plan,
-        "report_every": t.report_every,
-        "checkpoint_every": t.checkpoint_every,
-        "shuffle_buffer": t.shuffle_buffer,
-        "seed": t.seed,
-        "mixed_precision": t.mixed_precision,
-        "torch_threads": cfg.ray.cpus_per_worker,
         "has_val": has_val,
         "fail_at_step": fail_at_step,
     }

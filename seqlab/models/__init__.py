@@ -6,23 +6,38 @@ Example::
 
     scorer = load_scorer("runs/tune/best")
     scorer.predict(["نص عربي عن الذكاء الاصطناعي"])  # -> [7.9]
+
+The names below are imported on first use, so ``seqlab.models.config`` and ``seqlab.models.tokenizer``
+load without PyTorch (config modules import them).
 """
 
-from seqlab.models.rnn import CELLS, POOLINGS, RNNConfig, RNNRegressor, architecture_name
-from seqlab.models.scorer import Scorer, load_scorer, save_scorer
-from seqlab.models.tokenizer import TokenizerConfig, encode_texts, load_tokenizer, train_tokenizer
+from __future__ import annotations
 
-__all__ = [
-    "CELLS",
-    "POOLINGS",
-    "RNNConfig",
-    "RNNRegressor",
-    "Scorer",
-    "TokenizerConfig",
-    "architecture_name",
-    "encode_texts",
-    "load_scorer",
-    "load_tokenizer",
-    "save_scorer",
-    "train_tokenizer",
-]
+import importlib
+from typing import Any
+
+_SOURCES = {
+    "CELLS": "config",
+    "POOLINGS": "config",
+    "RNNConfig": "config",
+    "architecture_name": "config",
+    "RNNRegressor": "rnn",
+    "Scorer": "scorer",
+    "load_scorer": "scorer",
+    "save_scorer": "scorer",
+    "TokenizerConfig": "tokenizer",
+    "encode_texts": "tokenizer",
+    "load_tokenizer": "tokenizer",
+    "train_tokenizer": "tokenizer",
+}
+__all__ = sorted(_SOURCES)
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _SOURCES:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(f"{__name__}.{_SOURCES[name]}"), name)
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_SOURCES))

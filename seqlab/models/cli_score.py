@@ -20,7 +20,7 @@ import json
 import sys
 from pathlib import Path
 
-from seqlab.text.cli import FORMATS, InputError, _detect_format, _lines, _text_output, check_text
+from seqlab.text.cli_normalize import FORMATS, InputError, _detect_format, _lines, _text_output, check_text
 
 BATCH = 256  # texts per predict() call
 

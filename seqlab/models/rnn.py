@@ -22,51 +22,26 @@ D = directions (1 or 2).
 from __future__ import annotations
 
 import math
-from typing import Literal
 
 import torch
-from pydantic import Field
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
-from seqlab.config import Config
+from seqlab.models.config import CELLS, POOLINGS, Cell, Pooling, RNNConfig, architecture_name
 
 __all__ = ["CELLS", "POOLINGS", "SCORE_MAX", "RNNConfig", "RNNRegressor", "architecture_name"]
 
-Cell = Literal["rnn", "gru", "lstm"]
-Pooling = Literal["last", "mean", "max", "attention"]
-CELLS: tuple[str, ...] = ("rnn", "gru", "lstm")
-POOLINGS: tuple[str, ...] = ("last", "mean", "max", "attention")
 SCORE_MAX = 10.0  # scores live in [0, SCORE_MAX]; the head is SCORE_MAX * sigmoid(.)
 PAD_ID = 0  # the tokenizer reserves id 0 for padding (see seqlab.models.tokenizer)
 
 _RNN_CLASSES: dict[str, type[nn.RNNBase]] = {"rnn": nn.RNN, "gru": nn.GRU, "lstm": nn.LSTM}
 
 
-class RNNConfig(Config):
-    """Architecture of one :class:`RNNRegressor` (stored as ``config.json`` in a scorer artifact)."""
-
-    vocab_size: int = Field(..., ge=2, description="embedding rows, including [PAD]=0 and [UNK]=1")
-    embed_dim: int = Field(128, ge=1, description="token embedding size E")
-    cell: Cell = Field("gru", description="recurrent cell: rnn (tanh Elman), gru or lstm")
-    bidirectional: bool = Field(False, description="run a second RNN right-to-left and concatenate")
-    hidden: int = Field(128, ge=1, description="hidden size H per direction")
-    layers: int = Field(1, ge=1, le=8, description="stacked recurrent layers")
-    dropout: float = Field(
-        0.1, ge=0.0, lt=1.0, description="dropout on embeddings, between layers and before the head"
-    )
-    pooling: Pooling = Field(
-        "last", description="sequence summary: last state, mean, max, or additive attention"
-    )
-
-
-def architecture_name(cell: str, bidirectional: bool) -> str:
-    """The seed table's row name: ``RNN``, ``BiRNN``, ``GRU``, ``BiGRU``, ``LSTM`` or ``BiLSTM``."""
-    return ("Bi" if bidirectional else "") + cell.upper()
-
-
 class RNNRegressor(nn.Module):
-    """Embedding -> (Bi)RNN/GRU/LSTM over packed sequences -> pooling -> ``10 * sigmoid(linear)``.
+    """Embedding -> (Bi)RNN/GRU/LSTM over the padded batch -> pooling -> ``10 * sigmoid(linear)``.
+
+    Padding is handled exactly (see the module docstring); ``forward(..., pack=True)`` runs the recurrent
+    layers over packed sequences instead, with the same result up to float rounding.
 
     Args mirror :class:`RNNConfig`; ``RNNRegressor.from_config(cfg)`` builds one from it.
     """

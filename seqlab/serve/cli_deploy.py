@@ -31,7 +31,7 @@ def run(args: argparse.Namespace) -> int:
     import ray
 
     from seqlab.ray_utils import check_reachable
-    from seqlab.serve.cli import start_local
+    from seqlab.serve.cli_serve import start_local
 
     check_reachable(address)
     ray.init(address=address)

@@ -1,31 +1,37 @@
-"""seqlab.train: one training run of the RNN scorer (the loop every Tune trial runs). No Ray here."""
+"""seqlab.train: one training run of the RNN scorer (the loop every Tune trial runs). No Ray here.
 
-from seqlab.train.data import EncodedCorpus, EncodedSplit, bucketed_batches, collate, random_batches
-from seqlab.train.metrics import regression_metrics
-from seqlab.train.regressor import (
-    TrainConfig,
-    TrainResult,
-    TrainState,
-    evaluate,
-    predict_split,
-    resolve_device,
-    train_one_epoch,
-    train_regressor,
-)
+The names below are imported on first use, so ``seqlab.train.config`` loads without PyTorch.
+"""
 
-__all__ = [
-    "EncodedCorpus",
-    "EncodedSplit",
-    "TrainConfig",
-    "TrainResult",
-    "TrainState",
-    "bucketed_batches",
-    "collate",
-    "evaluate",
-    "predict_split",
-    "random_batches",
-    "regression_metrics",
-    "resolve_device",
-    "train_one_epoch",
-    "train_regressor",
-]
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_SOURCES = {
+    "EncodedCorpus": "data",
+    "EncodedSplit": "data",
+    "bucketed_batches": "data",
+    "collate": "data",
+    "random_batches": "data",
+    "regression_metrics": "metrics",
+    "TrainConfig": "config",
+    "TrainResult": "regressor",
+    "TrainState": "regressor",
+    "evaluate": "regressor",
+    "predict_split": "regressor",
+    "resolve_device": "regressor",
+    "train_one_epoch": "regressor",
+    "train_regressor": "regressor",
+}
+__all__ = sorted(_SOURCES)
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _SOURCES:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(f"{__name__}.{_SOURCES[name]}"), name)
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_SOURCES))

@@ -11,10 +11,10 @@ from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from seqlab.config import Config
-from seqlab.models.rnn import Cell, Pooling, RNNConfig
+from seqlab.config import Config, JobConfig
+from seqlab.models.config import Cell, Pooling, RNNConfig
 from seqlab.models.tokenizer import TokenizerConfig
-from seqlab.train.regressor import TrainConfig
+from seqlab.train.config import TrainConfig
 
 __all__ = [
     "DataConfig",
@@ -23,7 +23,6 @@ __all__ = [
     "SearchConfig",
     "SearchSpace",
     "TuneJobConfig",
-    "effective_config",
 ]
 
 
@@ -139,7 +138,7 @@ class RunSettings(Config):
     verbose: int = Field(1, ge=0, le=2, description="Tune console output: 0 silent, 1 status, 2 per report")
 
 
-class TuneJobConfig(Config):
+class TuneJobConfig(JobConfig):
     """The ``tune`` job: data, training defaults, search, resources, run settings."""
 
     out: str = Field("runs/tune", description="output directory (local or URI): best/, report/, the search")
@@ -160,36 +159,32 @@ class TuneJobConfig(Config):
             raise ValueError("search.grace_period must be <= train.max_epochs")
         return self
 
+    def _smoke_reduced(self) -> TuneJobConfig:
+        """At most 400 documents, 128 tokens each, 4 trials of at most 2 epochs, small layers."""
+        cfg = self
 
-def effective_config(cfg: TuneJobConfig) -> TuneJobConfig:
-    """``cfg`` with the smoke-test reductions applied when ``cfg.smoke_test`` is set (else unchanged).
+        def small(values: list[int], cap: int) -> list[int]:
+            return [v for v in values if v <= cap] or [min(values)]
 
-    Smoke test: at most 400 documents, 128 tokens each, 4 trials of at most 2 epochs, small layers.
-    """
-    if not cfg.smoke_test:
-        return cfg
-
-    def small(values: list[int], cap: int) -> list[int]:
-        return [v for v in values if v <= cap] or [min(values)]
-
-    space = cfg.search.space.model_copy(
-        update={
-            "hidden": small(cfg.search.space.hidden, 64),
-            "embed_dim": small(cfg.search.space.embed_dim, 64),
-            "layers": small(cfg.search.space.layers, 2),
-            "batch_size": [b for b in cfg.search.space.batch_size if b >= 16] or [16],
-        }
-    )
-    data = cfg.data.model_copy(
-        update={
-            "max_docs": min(cfg.data.max_docs or 400, 400),
-            "tokenizer": cfg.data.tokenizer.model_copy(
-                update={"max_len": min(cfg.data.tokenizer.max_len, 128)}
-            ),
-        }
-    )
-    train = cfg.train.model_copy(update={"max_epochs": min(cfg.train.max_epochs, 2)})
-    search = cfg.search.model_copy(
-        update={"num_samples": min(cfg.search.num_samples, 4), "grace_period": 1, "space": space}
-    )
-    return cfg.model_copy(update={"data": data, "train": train, "search": search})
+        space = cfg.search.space.model_copy(
+            update={
+                "hidden": small(cfg.search.space.hidden, 64),
+                "embed_dim": small(cfg.search.space.embed_dim, 64),
+                "layers": small(cfg.search.space.layers, 2),
+                "batch_size": [b for b in cfg.search.space.batch_size if b >= 16] or [16],
+            }
+        )
+        data = cfg.data.model_copy(
+            update={
+                "max_docs": min(cfg.data.max_docs or 400, 400),
+                "tokenizer": cfg.data.tokenizer.model_copy(
+                    update={"max_len": min(cfg.data.tokenizer.max_len, 128)}
+                ),
+            }
+        )
+        train = cfg.train.model_copy(update={"max_epochs": min(cfg.train.max_epochs, 2)})
+        search = cfg.search.model_copy(
+            update={"num_samples": min(cfg.search.num_samples, 4), "grace_period": 1, "space": space}
+        )
+        reduced = cfg.model_copy(update={"data": data, "train": train, "search": search})
+        return type(cfg).model_validate(reduced.model_dump())

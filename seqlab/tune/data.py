@@ -14,13 +14,13 @@ import numpy as np
 import pandas as pd
 
 from seqlab import artifacts
+from seqlab.corpus import SPLITS, read_corpus, resolve_corpus_dir
 from seqlab.models.tokenizer import TokenizerConfig, encode_texts, load_tokenizer, train_tokenizer
 from seqlab.train.data import EncodedCorpus, EncodedSplit
 
-__all__ = ["CorpusData", "default_corpus_dir", "encode_frames", "load_corpus", "prepare_data"]
+__all__ = ["CorpusData", "encode_frames", "load_corpus", "prepare_data"]
 
 log = logging.getLogger(__name__)
-SPLITS = ("train", "val", "test")
 
 
 @dataclass
@@ -38,17 +38,6 @@ class CorpusData:
         return float(value) if value is not None else None
 
 
-def default_corpus_dir() -> str:
-    """The bundled corpus (materialized on first use by ``seqlab.data.corpus``)."""
-    try:
-        from seqlab.data.corpus import bundled_corpus_dir
-    except ImportError as exc:  # pragma: no cover - only before the data package exists
-        raise RuntimeError(
-            "no --data given and seqlab.data.corpus.bundled_corpus_dir is unavailable"
-        ) from exc
-    return str(bundled_corpus_dir())
-
-
 def load_corpus(
     path: str, text_column: str = "text_norm", max_docs: int | None = None, seed: int = 0
 ) -> tuple[dict[str, pd.DataFrame], dict[str, Any]]:
@@ -63,29 +52,8 @@ def load_corpus(
     Raises:
         ValueError: when the train or val split has no labeled rows.
     """
-    import pyarrow.dataset as pads
-    import pyarrow.fs as pafs
-
-    root = artifacts.join(path, "corpus")
-    if artifacts.is_uri(root):
-        fs, inner = pafs.FileSystem.from_uri(root)
-    else:
-        fs, inner = None, root.removeprefix("file://")
-    try:
-        dataset = pads.dataset(inner, filesystem=fs, format="parquet", partitioning="hive")
-    except FileNotFoundError:
-        raise FileNotFoundError(
-            f"no corpus at {path}: expected Parquet files in {root} "
-            "(the --out of 'seqlab scrape' or 'seqlab corpus')"
-        ) from None
-    columns = [c for c in ("url", text_column, "score", "split") if c in dataset.schema.names]
-    missing = {text_column, "score", "split"} - set(columns)
-    if missing:
-        hint = f"; it has {sorted(dataset.schema.names)}"
-        if text_column in missing:
-            hint += " (pick the text with --data.text_column=...)"
-        raise ValueError(f"corpus at {path} lacks column(s) {sorted(missing)}{hint}")
-    df = dataset.to_table(columns=columns).to_pandas()
+    table = read_corpus(path, [text_column, "score", "split"], optional=["url"])
+    df = table.to_pandas()
     labeled = df[df["score"].notna()].reset_index(drop=True)
     labeled = labeled.assign(
         score=labeled["score"].astype("float32"),
@@ -149,7 +117,7 @@ def prepare_data(
     ``tokenizer_json`` reuses a saved tokenizer instead of training one (a resumed search must encode
     exactly as its checkpoints were trained).
     """
-    path = path or default_corpus_dir()
+    path = resolve_corpus_dir(path)
     frames, manifest = load_corpus(path, text_column, max_docs, seed)
     encoded = encode_frames(frames, tokenizer_cfg, tokenizer_json)
     encoded.meta.update({"corpus": str(path), "corpus_hash": artifacts.manifest_hash(manifest)})

@@ -14,13 +14,12 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import time
 from typing import Any
 
 from seqlab import artifacts
 from seqlab.config import dump_config
-from seqlab.tune.config import TuneJobConfig, effective_config
+from seqlab.tune.config import TuneJobConfig
 
 __all__ = ["JOB_CONFIG_FILE", "run_tune_job"]
 
@@ -51,7 +50,7 @@ def run_tune_job(cfg: TuneJobConfig, resume: bool = False, overwrite: bool = Fal
     from seqlab.tune.data import prepare_data
     from seqlab.tune.search import build_tuner, restore_tuner, search_finished
 
-    run_cfg = effective_config(cfg)
+    run_cfg = cfg.smoke()
     out = cfg.out
     artifacts.check_output_dir(out, "tune", overwrite=overwrite)
     storage = run_cfg.run.storage_path or out
@@ -76,13 +75,13 @@ def run_tune_job(cfg: TuneJobConfig, resume: bool = False, overwrite: bool = Fal
     )
     started = init_ray()
     try:
-        if resume and tune.Tuner.can_restore(_local_or_uri(experiment)):
+        if resume and tune.Tuner.can_restore(artifacts.resolve(experiment)):
             tuner = restore_tuner(experiment, run_cfg, corpus.encoded)
         elif resume:  # stopped (or killed) before Tune saved its first state: nothing ran, start afresh
             log.warning("%s holds no saved search state yet; starting the search from the beginning", experiment)
             tuner = build_tuner(run_cfg, corpus.encoded, storage)
         else:
-            if tune.Tuner.can_restore(_local_or_uri(experiment)):
+            if tune.Tuner.can_restore(artifacts.resolve(experiment)):
                 raise FileExistsError(
                     f"{experiment} already holds a search; resume it with --resume {out} or pick another --out"
                 )
@@ -109,10 +108,6 @@ def run_tune_job(cfg: TuneJobConfig, resume: bool = False, overwrite: bool = Fal
             import ray
 
             ray.shutdown()
-
-
-def _local_or_uri(path: str) -> str:
-    return path if artifacts.is_uri(path) else os.path.abspath(path.removeprefix("file://"))
 
 
 def finish_search(grid, cfg: TuneJobConfig, corpus, out: str, elapsed_s: float) -> dict[str, Any]:

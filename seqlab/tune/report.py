@@ -13,13 +13,15 @@ import math
 from pathlib import Path
 from typing import Any
 
+from seqlab.models.config import CELLS, architecture_name
 from seqlab.tune.config import CHOICE_KEYS, SearchSpace
 
 __all__ = ["ARCHITECTURES", "param_importances", "write_report"]
 
 log = logging.getLogger(__name__)
 
-ARCHITECTURES = ("RNN", "BiRNN", "GRU", "BiGRU", "LSTM", "BiLSTM")  # the seed table's rows, in its order
+# The seed table's rows in its order, each cell uni- then bidirectional: RNN, BiRNN, GRU, BiGRU, LSTM, BiLSTM.
+ARCHITECTURES = tuple(architecture_name(cell, bi) for cell in CELLS for bi in (False, True))
 _COLORS = dict(
     zip(ARCHITECTURES, ("#1f77b4", "#aec7e8", "#2ca02c", "#98df8a", "#d62728", "#ff9896"), strict=True)
 )

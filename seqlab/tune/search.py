@@ -26,6 +26,7 @@ import numpy as np
 import pandas as pd
 from ray import tune
 
+from seqlab import artifacts
 from seqlab.models.rnn import RNNConfig, RNNRegressor, architecture_name
 from seqlab.train.data import EncodedCorpus
 from seqlab.train.regressor import TrainConfig, TrainState, resolve_device, train_regressor
@@ -160,12 +161,6 @@ def _trainable(cfg: TuneJobConfig, data: EncodedCorpus):
     return tune.with_resources(fn, resources)
 
 
-def _storage(path: str) -> str:
-    from seqlab.artifacts import is_uri
-
-    return path if is_uri(path) else os.path.abspath(path.removeprefix("file://"))
-
-
 def build_tuner(cfg: TuneJobConfig, data: EncodedCorpus, storage_path: str, callbacks: list | None = None):
     """A ready-to-``fit()`` ``ray.tune.Tuner`` for ``cfg`` (smoke reductions must already be applied).
 
@@ -214,7 +209,7 @@ def build_tuner(cfg: TuneJobConfig, data: EncodedCorpus, storage_path: str, call
         ),
         run_config=tune.RunConfig(
             name=cfg.run.name,
-            storage_path=_storage(storage_path),
+            storage_path=artifacts.resolve(storage_path),
             stop=stop,
             callbacks=callbacks,
             failure_config=tune.FailureConfig(max_failures=cfg.run.max_failures),
@@ -227,7 +222,7 @@ def build_tuner(cfg: TuneJobConfig, data: EncodedCorpus, storage_path: str, call
 def restore_tuner(experiment_path: str, cfg: TuneJobConfig, data: EncodedCorpus):
     """Reopen an interrupted search: finished trials are kept, unfinished and errored ones continue from
     their last checkpoints (``Tuner.restore(..., resume_errored=True)``)."""
-    path = _storage(experiment_path)
+    path = artifacts.resolve(experiment_path)
     if not tune.Tuner.can_restore(path):
         raise FileNotFoundError(f"no Tune experiment to resume at {experiment_path}")
     return tune.Tuner.restore(path, trainable=_trainable(cfg, data), resume_errored=True)

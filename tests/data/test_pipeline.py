@@ -8,10 +8,10 @@ import pytest
 
 from seqlab.artifacts import read_manifest
 from seqlab.data.config import ScrapeJobConfig, SourcesConfig
-from seqlab.data.corpus import generate_documents, write_labels_csv
 from seqlab.data.labeling import label_key
 from seqlab.data.pipeline import CORPUS_COLUMNS, read_failures, run_scrape, shard_sources
-from seqlab.data.site import LocalSite
+from seqlab.synth.corpus import generate_documents, write_labels_csv
+from seqlab.synth.site import LocalSite
 
 pytestmark = pytest.mark.slow
 

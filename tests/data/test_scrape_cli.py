@@ -5,7 +5,7 @@ import pytest
 
 from seqlab.cli import main
 from seqlab.config import ConfigError
-from seqlab.data.cli import add_arguments, build_config
+from seqlab.data.cli_scrape import add_arguments, build_config
 
 ROOT = Path(__file__).resolve().parents[2]
 

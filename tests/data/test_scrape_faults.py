@@ -17,10 +17,10 @@ import pandas as pd
 import pytest
 
 from seqlab.data.config import ScrapeJobConfig, SourcesConfig
-from seqlab.data.corpus import generate_documents
 from seqlab.data.labeling import label_key
 from seqlab.data.pipeline import run_scrape
-from seqlab.data.site import LocalSite
+from seqlab.synth.corpus import generate_documents
+from seqlab.synth.site import LocalSite
 
 pytestmark = pytest.mark.slow
 REPO = Path(__file__).resolve().parents[2]

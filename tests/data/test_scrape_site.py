@@ -1,4 +1,4 @@
-"""A crawl of the real local site (seqlab.data.site) with every fault on: each URL the site knows ends
+"""A crawl of the real local site (seqlab.synth.site) with every fault on: each URL the site knows ends
 in exactly one place with the outcome the site expects, and the extractor recovers each story."""
 
 from __future__ import annotations
@@ -9,10 +9,10 @@ from collections import Counter
 import pytest
 
 from seqlab.data.config import SourcesConfig
-from seqlab.data.corpus import generate_documents
 from seqlab.data.extract import extract_article
 from seqlab.data.scrape import MemorySink, crawl, failure_reason, normalize_url
-from seqlab.data.site import LocalSite
+from seqlab.synth.corpus import generate_documents
+from seqlab.synth.site import LocalSite
 
 pytestmark = pytest.mark.slow  # ~5 s: the site's hanging URL costs 1 + retries request timeouts
 

@@ -33,10 +33,10 @@ def test_every_field_is_described():
 
 
 def test_smoke_test_shrinks_everything():
-    cfg = load_config(FinetuneJobConfig, YAML, ["--smoke_test=true"]).resolved()
+    cfg = load_config(FinetuneJobConfig, YAML, ["--smoke_test=true"]).smoke()
     assert cfg.model.n_layer <= 2 and cfg.train.max_steps <= 30 and cfg.data.max_docs <= 300
     assert cfg.eval.num_prompts <= 6
-    assert load_config(FinetuneJobConfig, YAML).resolved().train.max_steps is None
+    assert load_config(FinetuneJobConfig, YAML).smoke().train.max_steps is None
 
 
 def test_lr_default_depends_on_the_model_source():

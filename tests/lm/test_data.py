@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from seqlab.lm.data import pack_blocks, read_split_texts, resolve_corpus_dir, tokenize_and_pack
+from seqlab.corpus import resolve_corpus_dir
+from seqlab.lm.data import pack_blocks, read_split_texts, tokenize_and_pack
 
 
 def test_pack_blocks_separates_documents_and_drops_the_tail():

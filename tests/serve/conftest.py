@@ -146,7 +146,7 @@ def deploy(serve_instance, artifacts):
     from ray import serve
 
     from seqlab.serve.app import build_app
-    from seqlab.serve.cli import wait_until_ready
+    from seqlab.serve.cli_serve import wait_until_ready
 
     def _deploy(name: str, **overrides) -> str:
         serve.run(

@@ -13,7 +13,7 @@ pytestmark = pytest.mark.slow
 
 
 def test_deploy_job_leaves_the_app_serving(ray_head, artifacts):
-    from seqlab.serve.cli import wait_until_ready
+    from seqlab.serve.cli_serve import wait_until_ready
 
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

@@ -21,7 +21,7 @@ def load() -> dict:
 def test_shipped_serve_config_parses_with_serve_and_seqlab():
     from ray.serve.schema import ServeDeploySchema
 
-    from seqlab.serve.cli import read_serve_config
+    from seqlab.serve.cli_serve import read_serve_config
 
     data = load()
     schema = ServeDeploySchema.model_validate(data)
@@ -38,7 +38,7 @@ def test_a_typo_in_the_args_is_rejected_by_serve_and_by_seqlab(tmp_path):
     from ray.serve._private.api import call_user_app_builder_with_args_if_necessary
 
     from seqlab.serve.app import build_app, load_args
-    from seqlab.serve.cli import read_serve_config
+    from seqlab.serve.cli_serve import read_serve_config
 
     data = load()
     args = copy.deepcopy(data["applications"][0]["args"])
@@ -64,7 +64,7 @@ def test_a_typo_in_the_args_is_rejected_by_serve_and_by_seqlab(tmp_path):
     ],
 )
 def test_bad_serve_files_name_the_problem(tmp_path, change, message):
-    from seqlab.serve.cli import read_serve_config
+    from seqlab.serve.cli_serve import read_serve_config
 
     data = {**load(), **change}
     path = tmp_path / "serve.yaml"

@@ -64,7 +64,6 @@ def progress_rows(experiment) -> dict[str, int]:
 def test_interrupted_search_resumes_and_exports_best_and_report(ray_session, tiny_corpus, tmp_path, capsys):
     from ray import tune
 
-    from seqlab.tune.config import effective_config
     from seqlab.tune.data import prepare_data
     from seqlab.tune.job import JOB_CONFIG_FILE, TOKENIZER_FILE
     from seqlab.tune.search import build_tuner, search_finished
@@ -73,7 +72,7 @@ def test_interrupted_search_resumes_and_exports_best_and_report(ray_session, tin
     cfg = load_config(TuneJobConfig, None, [*TINY, f"--out={out}", f"--data.path={tiny_corpus}"])
     (out).mkdir()
     (out / JOB_CONFIG_FILE).write_text(cfg.model_dump_json())  # what `seqlab tune` saves for --resume
-    run = effective_config(cfg)
+    run = cfg.smoke()
     data = prepare_data(str(tiny_corpus), run.data.tokenizer, max_docs=run.data.max_docs)
     (out / TOKENIZER_FILE).write_text(data.encoded.tokenizer_json)  # also saved by `seqlab tune`
 

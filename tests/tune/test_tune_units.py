@@ -9,7 +9,7 @@ import pytest
 from seqlab.config import ConfigError, load_config
 from seqlab.models import TokenizerConfig
 from seqlab.tune.baselines import fit_baselines
-from seqlab.tune.config import SearchSpace, TuneJobConfig, effective_config
+from seqlab.tune.config import SearchSpace, TuneJobConfig
 from seqlab.tune.data import load_corpus, prepare_data
 from seqlab.tune.report import param_importances, write_report
 from seqlab.tune.search import architecture_points, build_param_space
@@ -17,12 +17,12 @@ from seqlab.tune.search import architecture_points, build_param_space
 
 def test_smoke_config_shrinks_the_run_and_keeps_overrides():
     cfg = load_config(TuneJobConfig, None, ["--smoke_test=true", "--search.space.cell=[gru]"])
-    eff = effective_config(cfg)
+    eff = cfg.smoke()
     assert eff.train.max_epochs == 2 and eff.search.num_samples <= 4 and eff.data.max_docs <= 400
     assert max(eff.search.space.hidden) <= 64 and eff.search.space.cell == ["gru"]
-    assert effective_config(eff) == eff
+    assert eff.smoke() == eff
     plain = load_config(TuneJobConfig)
-    assert effective_config(plain) is plain
+    assert plain.smoke() is plain
 
 
 def test_config_errors_name_fields():
@@ -216,3 +216,13 @@ def test_a_search_space_the_model_rejects_fails_before_ray(override, says, tmp_p
 
     assert main(["tune", "--out", str(tmp_path / "o"), override]) == 2
     assert says in capsys.readouterr().err
+
+
+def test_the_config_imports_without_torch():
+    """A config module is read by CLIs and drivers that never train: it must not pay torch's import."""
+    import subprocess
+    import sys
+
+    code = "import seqlab.tune.config, sys; assert 'torch' not in sys.modules, 'torch was imported'"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr

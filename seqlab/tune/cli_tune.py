@@ -36,32 +36,23 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def load_job_config(args: argparse.Namespace):
-    """The :class:`TuneJobConfig` for these arguments (``--resume`` reads the saved one)."""
+    """The :class:`TuneJobConfig` for these arguments (``--resume DIR`` starts from the one saved there)."""
     from seqlab import artifacts
-    from seqlab.config import ConfigError, apply_overrides, load_config, parse_overrides, validate_config
+    from seqlab.config import ConfigError, load_config
     from seqlab.tune.config import TuneJobConfig
     from seqlab.tune.job import JOB_CONFIG_FILE
 
+    saved = None
     if args.resume and not args.config:
-        saved = artifacts.join(args.resume, JOB_CONFIG_FILE)
+        path = artifacts.join(args.resume, JOB_CONFIG_FILE)
         try:
-            data = json.loads(artifacts.read_text(saved))
+            saved = json.loads(artifacts.read_text(path))
         except FileNotFoundError:
             raise ConfigError(
                 f"--resume {args.resume}: no {JOB_CONFIG_FILE} there (not a seqlab tune output?)"
             ) from None
-        data = apply_overrides(data, parse_overrides(args.overrides))
-        cfg = validate_config(TuneJobConfig, data, f"{saved} + overrides")
-    else:
-        cfg = load_config(TuneJobConfig, args.config, args.overrides)
-    updates = {}
-    if args.resume:
-        updates["out"] = args.resume
-    elif args.out:
-        updates["out"] = args.out
-    if args.data:
-        updates["data"] = cfg.data.model_copy(update={"path": args.data})
-    return cfg.model_copy(update=updates)
+    flags = {"out": args.resume or args.out, "data.path": args.data}
+    return load_config(TuneJobConfig, args.config, args.overrides, base=saved, flags=flags)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -12,8 +12,9 @@ import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 
-from seqlab.data import corpus
-from seqlab.data.corpus import (
+from seqlab.data.splits import split_for_url
+from seqlab.synth import corpus
+from seqlab.synth.corpus import (
     article_url,
     bundled_corpus_dir,
     documents_frame,
@@ -22,7 +23,6 @@ from seqlab.data.corpus import (
     materialize_corpus,
     noise_floor_rmse,
     relevance,
-    split_for_url,
     write_labels_csv,
 )
 

@@ -42,7 +42,7 @@ import numpy as np
 
 import seqlab
 from seqlab.artifacts import atomic_output
-from seqlab.data.labeling import label_key
+from seqlab.data.splits import split_for_url, split_sizes
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -289,23 +289,6 @@ def article_url(doc: Document, base_url: str = DEFAULT_BASE_URL) -> str:
     return f"{base_url.rstrip('/')}/articles/{doc.slug}.html"
 
 
-def split_for_url(url: str, val: float = 0.1, test: float = 0.1) -> str:
-    """``"train"``, ``"val"`` or ``"test"`` from a stable hash of the normalized URL.
-
-    ``h = int(sha1(label_key(url))[:8], 16) / 2**32``; ``h < test`` -> test, ``h < test + val`` ->
-    val, else train. The same page always lands in the same split, whichever run or machine scraped it.
-    """
-    if val < 0 or test < 0 or val + test > 1:
-        raise ValueError(f"split fractions must be >= 0 and sum to <= 1, got val={val}, test={test}")
-    digest = hashlib.sha1(label_key(url).encode("utf-8")).hexdigest()
-    h = int(digest[:8], 16) / 2**32
-    if h < test:
-        return "test"
-    if h < test + val:
-        return "val"
-    return "train"
-
-
 def documents_frame(docs: Sequence[Document], base_url: str = DEFAULT_BASE_URL) -> pd.DataFrame:
     """A DataFrame with columns ``url, title, text, score, clean_score, theme`` (one row per doc)."""
     import pandas as pd
@@ -332,14 +315,6 @@ def write_labels_csv(
         for d in docs:
             writer.writerow([article_url(d, base_url), f"{d.score:.1f}"])
     return str(path)
-
-
-def split_sizes(splits: Sequence[str]) -> dict[str, int]:
-    """Counts of ``train``/``val``/``test`` (all three keys present)."""
-    sizes = {"train": 0, "val": 0, "test": 0}
-    for s in splits:
-        sizes[s] += 1
-    return sizes
 
 
 def _normalizer_fingerprint() -> str:
@@ -380,11 +355,8 @@ def materialize_corpus(
         seqlab.artifacts.OutputTaken: ``out_dir`` holds another stage's artifact, or a corpus made with
             another config (unless ``overwrite``).
     """
-    import pandas as pd
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
     from seqlab.artifacts import check_output_dir, read_manifest, write_manifest
+    from seqlab.corpus import corpus_table, write_corpus
     from seqlab.text import normalize
     from seqlab.text.config import NormalizeConfig
 
@@ -411,26 +383,19 @@ def materialize_corpus(
     docs = generate_documents(n_docs, seed, bank=bank, noise_sd=noise_sd)
     urls = [article_url(d, base_url) for d in docs]
     splits = [split_for_url(u) for u in urls]
-    table = pa.table(
+    table = corpus_table(
         {
-            "url": pa.array(urls, pa.string()),
-            "title": pa.array([d.title for d in docs], pa.string()),
-            "text": pa.array([d.text for d in docs], pa.string()),
-            "text_norm": pa.array([normalize(d.text) for d in docs], pa.string()),
-            "score": pa.array([d.score for d in docs], pa.float64()),
-            "split": pa.array(splits, pa.string()),
-            "fetched_at": pa.array([pd.Timestamp(FETCHED_AT)] * len(docs), pa.timestamp("us", tz="UTC")),
-            "status": pa.array(["ok"] * len(docs), pa.string()),
+            "url": urls,
+            "title": [d.title for d in docs],
+            "text": [d.text for d in docs],
+            "text_norm": [normalize(d.text) for d in docs],
+            "score": [d.score for d in docs],
+            "split": splits,
+            "fetched_at": [FETCHED_AT] * len(docs),
+            "status": ["ok"] * len(docs),
         }
     )
-    out.mkdir(parents=True, exist_ok=True)
-    tmp = out / f".corpus-{uuid.uuid4().hex[:8]}"
-    tmp.mkdir()
-    pq.write_table(table, tmp / "part-00000.parquet")
-    final = out / "corpus"
-    if final.exists():
-        shutil.rmtree(final)
-    tmp.rename(final)
+    final = write_corpus(out, table)
     floor = noise_floor_rmse(docs)
     write_manifest(
         out,

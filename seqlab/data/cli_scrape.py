@@ -30,30 +30,26 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def build_config(args: argparse.Namespace):
-    """Merge --config, --sources, URLs, --out, --labels and dotted overrides into one ScrapeJobConfig."""
+    """--config, --sources or URLs, --out, --labels and dotted overrides as one ScrapeJobConfig."""
     from seqlab.data.config import ScrapeJobConfig, SourcesConfig
 
     if args.config is None and not args.sources and not args.urls:
         raise ConfigError("say what to scrape: --sources FILE, --config FILE, or one or more URLs")
     if args.sources and args.urls:
         raise ConfigError("give either --sources FILE or seed URLs, not both")
-    overrides = list(args.overrides)
-    base = load_config(ScrapeJobConfig, args.config, None) if args.config else None
-    data = base.model_dump() if base else {}
-    if args.sources:
-        data["sources"] = load_config(SourcesConfig, args.sources).model_dump()
-    elif args.urls:
-        data["sources"] = {"seeds": list(args.urls)}  # validated below with everything else
-    if args.out:
-        data["out"] = args.out
-    if args.labels:
-        data["labels"] = None if args.labels.lower() in {"none", "null"} else args.labels
-    if "out" not in data:
+    if args.config is None and args.out is None:
         raise ConfigError("out: missing output directory (use --out DIR)")
-    from seqlab.config import apply_overrides, parse_overrides, validate_config
-
-    return validate_config(
-        ScrapeJobConfig, apply_overrides(data, parse_overrides(overrides)), "scrape arguments"
+    sources = None  # --sources FILE or URLs replace the config's sources whole (every field is dumped)
+    if args.sources:
+        sources = load_config(SourcesConfig, args.sources).model_dump()
+    elif args.urls:
+        sources = {**SourcesConfig.model_construct().model_dump(), "seeds": list(args.urls)}
+    overrides = list(args.overrides)
+    if args.labels and args.labels.lower() in {"none", "null"}:
+        overrides.insert(0, "labels=null")  # an explicit null, which a named flag's None cannot say
+    labels = args.labels if args.labels and args.labels.lower() not in {"none", "null"} else None
+    return load_config(
+        ScrapeJobConfig, args.config, overrides, flags={"sources": sources, "out": args.out, "labels": labels}
     )
 
 
@@ -62,7 +58,7 @@ def run(args: argparse.Namespace) -> int:
     from seqlab.artifacts import OutputTaken, check_output_dir
     from seqlab.data.labeling import read_labels_csv
     from seqlab.data.pipeline import ScrapeFailed, format_summary, run_scrape
-    from seqlab.ray_utils import init_ray
+    from seqlab.ray_utils import ray_session
 
     def fail(message: object) -> int:
         print(f"seqlab scrape: {message}", file=sys.stderr)
@@ -78,16 +74,11 @@ def run(args: argparse.Namespace) -> int:
         return fail(exc)
     except OSError as exc:
         return fail(f"cannot read the labels file {cfg.labels}: {exc.strerror or exc}")
-    started = init_ray()
-    try:
-        summary = run_scrape(cfg, overwrite=args.overwrite)
-    except ScrapeFailed as exc:
-        return fail(exc)
-    finally:
-        if started:
-            import ray
-
-            ray.shutdown()
+    with ray_session():
+        try:
+            summary = run_scrape(cfg, overwrite=args.overwrite)
+        except ScrapeFailed as exc:
+            return fail(exc)
     print(format_summary(summary))
     print(f"wrote {cfg.out}/corpus, {cfg.out}/failures, {cfg.out}/manifest.json", file=sys.stderr)
     return 0

@@ -18,16 +18,12 @@ import aiohttp
 import pytest
 from bs4 import BeautifulSoup
 
-from seqlab.data import site_cli
-from seqlab.data.corpus import article_url, generate_documents
-from seqlab.data.site import (
-    ENCODINGS,
-    OUTCOMES,
-    SLOW_OK_DELAY_S,
-    LocalSite,
-    plan_site,
-    render_robots,
-)
+from seqlab.synth import cli_site as site_cli
+from seqlab.synth.config import SiteConfig
+from seqlab.synth.corpus import article_url, generate_documents
+from seqlab.synth.plan import ENCODINGS, OUTCOMES, SLOW_OK_DELAY_S, plan_site
+from seqlab.synth.render import render_robots
+from seqlab.synth.site import LocalSite
 
 CONTENT = "article, div.post-body, div#content"
 BOILERPLATE = "aside, .ad, .share, figure, nav"
@@ -187,7 +183,7 @@ def test_robots_txt_disallows_private_and_sets_a_crawl_delay(site, docs):
     assert robots.can_fetch("seqlab", article_url(docs[0], site.base_url))
     assert not robots.can_fetch("BadBot", site.index_url)
     assert robots.crawl_delay("seqlab") == 0
-    assert "Crawl-delay: 2" in render_robots(plan_site(docs, crawl_delay=2))
+    assert "Crawl-delay: 2" in render_robots(plan_site(docs, SiteConfig(crawl_delay=2)))
 
 
 @pytest.mark.parametrize("case", ENCODINGS)
@@ -323,9 +319,9 @@ def test_plan_is_deterministic_per_seed(docs):
     def summary(plan):
         return {p: (pg.outcome, pg.encoding) for p, pg in plan.pages.items()}
 
-    assert summary(plan_site(docs, seed=5)) == summary(plan_site(docs, seed=5))
-    assert summary(plan_site(docs, seed=5)) != summary(plan_site(docs, seed=6))
-    counts = Counter(pg.outcome for pg in plan_site(docs, seed=5).pages.values())
+    assert summary(plan_site(docs, SiteConfig(seed=5))) == summary(plan_site(docs, SiteConfig(seed=5)))
+    assert summary(plan_site(docs, SiteConfig(seed=5))) != summary(plan_site(docs, SiteConfig(seed=6)))
+    counts = Counter(pg.outcome for pg in plan_site(docs, SiteConfig(seed=5)).pages.values())
     assert counts["ok"] >= 30
 
 

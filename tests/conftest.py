@@ -149,3 +149,30 @@ def ray_head(tmp_path_factory):
         proc.wait(timeout=30)
     except subprocess.TimeoutExpired:
         os.killpg(proc.pid, signal.SIGKILL)
+
+
+def _signal_when(proc, ready, sig: int, timeout: float = 300) -> tuple[int, str]:
+    """Send ``sig`` to ``proc`` once ``ready()`` holds (unless it ended first); returns (returncode, stderr).
+
+    The process is killed if it outlives the wait, so a hung driver never outlives its test.
+    """
+    import time
+
+    deadline = time.monotonic() + timeout
+    try:
+        while proc.poll() is None and not ready() and time.monotonic() < deadline:
+            time.sleep(0.02)
+        if proc.poll() is None:
+            proc.send_signal(sig)
+        _, err = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    return proc.returncode, err
+
+
+@pytest.fixture
+def signal_when():
+    """Fault injection on a real seqlab process: ``signal_when(proc, ready, signal.SIGKILL)``."""
+    return _signal_when

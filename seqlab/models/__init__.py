@@ -13,8 +13,7 @@ load without PyTorch (config modules import them).
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from seqlab.lazy import lazy_exports
 
 _SOURCES = {
     "CELLS": "config",
@@ -30,14 +29,4 @@ _SOURCES = {
     "load_tokenizer": "tokenizer",
     "train_tokenizer": "tokenizer",
 }
-__all__ = sorted(_SOURCES)
-
-
-def __getattr__(name: str) -> Any:
-    if name not in _SOURCES:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    return getattr(importlib.import_module(f"{__name__}.{_SOURCES[name]}"), name)
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_SOURCES))
+__getattr__, __dir__, __all__ = lazy_exports(__name__, _SOURCES)

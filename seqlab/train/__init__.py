@@ -5,8 +5,7 @@ The names below are imported on first use, so ``seqlab.train.config`` loads with
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from seqlab.lazy import lazy_exports
 
 _SOURCES = {
     "EncodedCorpus": "data",
@@ -24,14 +23,4 @@ _SOURCES = {
     "train_one_epoch": "regressor",
     "train_regressor": "regressor",
 }
-__all__ = sorted(_SOURCES)
-
-
-def __getattr__(name: str) -> Any:
-    if name not in _SOURCES:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    return getattr(importlib.import_module(f"{__name__}.{_SOURCES[name]}"), name)
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_SOURCES))
+__getattr__, __dir__, __all__ = lazy_exports(__name__, _SOURCES)

@@ -10,7 +10,6 @@ import random
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pandas as pd
@@ -44,37 +43,30 @@ def _scrape(site: LocalSite, out: Path, ray_address: str) -> subprocess.Popen:
     )
 
 
-def _signal_after_hits(proc: subprocess.Popen, site: LocalSite, hits: int, sig: int) -> tuple[int, str]:
-    try:
-        deadline = time.monotonic() + 120
-        while sum(site.hits.values()) < hits and proc.poll() is None and time.monotonic() < deadline:
-            time.sleep(0.02)
-        assert proc.poll() is None, "the crawl ended before it could be interrupted"
-        proc.send_signal(sig)
-        _, err = proc.communicate(timeout=90)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.communicate()
-    return proc.returncode, err
-
-
-def test_killed_then_stopped_crawl_keeps_what_was_flushed_and_the_last_run_completes(ray_session, tmp_path):
+def test_killed_then_stopped_crawl_keeps_what_was_flushed_and_the_last_run_completes(
+    ray_session, tmp_path, signal_when
+):
     seed = random.randrange(10_000)
     why = f"(random kill point from seed {seed})"
     out = tmp_path / "out"
     address = ray_session.get_runtime_context().gcs_address
     with LocalSite(generate_documents(60, seed=5), port=0, faults=False, latency_s=0.2) as site:
         # 1. SIGKILL: no handler runs, unflushed pages are lost, flushed parts stay whole.
-        rc, err = _signal_after_hits(
-            _scrape(site, out, address), site, random.Random(seed).randint(3, 25), signal.SIGKILL
+        kill_at = random.Random(seed).randint(3, 25)  # requests served before the kill
+        rc, err = signal_when(
+            _scrape(site, out, address),
+            lambda: sum(site.hits.values()) >= kill_at,
+            signal.SIGKILL,
+            timeout=120,
         )
         assert rc == -signal.SIGKILL, f"{why} rc {rc}: {err[-2000:]}"
         after_kill = _pages(out) if (out / "raw").exists() else []
 
         # 2. SIGTERM on the re-run: exits 143 with one line, and flushes what it fetched.
         site.reset()
-        rc, err = _signal_after_hits(_scrape(site, out, address), site, 20, signal.SIGTERM)
+        rc, err = signal_when(
+            _scrape(site, out, address), lambda: sum(site.hits.values()) >= 20, signal.SIGTERM, timeout=120
+        )
         assert rc == 143, f"{why} {err[-2000:]}"
         assert "seqlab scrape: scrape interrupted" in err and "resume" in err
         assert "Traceback" not in err and "SIGTERM received" not in err  # no Ray C++ signal dump

@@ -110,24 +110,9 @@ def _finetune_process(flags: list[str], ray_address: str):
     )
 
 
-def _signal_when(proc, ready, sig, timeout: float = 300) -> tuple[int, str]:
-    deadline = time.monotonic() + timeout
-    try:
-        while proc.poll() is None and not ready() and time.monotonic() < deadline:
-            time.sleep(0.05)
-        if proc.poll() is None:
-            proc.send_signal(sig)
-        _, err = proc.communicate(timeout=120)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.communicate()
-    return proc.returncode, err
-
-
 @pytest.mark.slow
 def test_killed_then_interrupted_finetune_resumes_to_the_uninterrupted_steps(
-    finetuned, ray_session, corpus_dir, tiny_gpt2_dir, tmp_path
+    finetuned, ray_session, corpus_dir, tiny_gpt2_dir, tmp_path, signal_when
 ):
     """SIGKILL at a random point, Ctrl+C on the re-run, then a last re-run: the step history is the one an
     uninterrupted run has (each step once), and model/ appears only at the end."""
@@ -149,13 +134,15 @@ def test_killed_then_interrupted_finetune_resumes_to_the_uninterrupted_steps(
             reached.append(time.monotonic())
         return bool(reached) and time.monotonic() - reached[0] >= delay
 
-    rc, err = _signal_when(_finetune_process(flags, address), ready, signal.SIGKILL)
+    rc, err = signal_when(_finetune_process(flags, address), ready, signal.SIGKILL)
     assert rc == -signal.SIGKILL, f"{why} it finished before the kill: rc {rc}\n{err[-3000:]}"
     assert not (out / "model").exists(), why
 
     # 2. The same command again resumes; Ctrl+C at its next checkpoint exits 130 and says what to do.
     before = _checkpoints(out)
-    rc, err = _signal_when(_finetune_process(flags, address), lambda: _checkpoints(out) > before, signal.SIGINT)
+    rc, err = signal_when(
+        _finetune_process(flags, address), lambda: _checkpoints(out) > before, signal.SIGINT
+    )
     if rc != 0:  # it may also finish first
         assert rc == 130, f"{why} rc {rc}\n{err[-6000:]}"
         assert "fine-tuning interrupted" in err and "run the same command again" in err, err[-3000:]

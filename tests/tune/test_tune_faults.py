@@ -14,7 +14,6 @@ import random
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pandas as pd
@@ -53,24 +52,8 @@ def _driver(args: list[str], ray_address: str) -> subprocess.Popen:
     )
 
 
-def _signal_when(proc: subprocess.Popen, ready, sig: int, timeout: float = 240) -> tuple[int, str]:
-    """Send ``sig`` once ``ready()`` holds (or the process ended first); returns (returncode, stderr)."""
-    deadline = time.monotonic() + timeout
-    try:
-        while proc.poll() is None and not ready() and time.monotonic() < deadline:
-            time.sleep(0.05)
-        if proc.poll() is None:
-            proc.send_signal(sig)
-        _, err = proc.communicate(timeout=120)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.communicate()
-    return proc.returncode, err
-
-
 def test_search_killed_then_interrupted_then_resumed_ends_like_an_uninterrupted_one(
-    ray_session, tiny_corpus, tmp_path, capsys
+    ray_session, tiny_corpus, tmp_path, capsys, signal_when
 ):
     seed = random.randrange(10_000)
     rng = random.Random(seed)
@@ -82,7 +65,7 @@ def test_search_killed_then_interrupted_then_resumed_ends_like_an_uninterrupted_
     # 1. SIGKILL (no handler runs, nothing is flushed) after 0..4 of the 6 trial-epochs.
     kill_after = rng.randint(0, NUM_SAMPLES * MAX_EPOCHS - 2)
     proc = _driver(flags, address)
-    rc, err = _signal_when(proc, lambda: _epochs_reported(out) >= kill_after, signal.SIGKILL)
+    rc, err = signal_when(proc, lambda: _epochs_reported(out) >= kill_after, signal.SIGKILL)
     assert rc == -signal.SIGKILL, f"{why} the search ended before the kill: rc {rc}\n{err[-3000:]}"
     assert not (out / "best").exists() and not (out / "manifest.json").exists()
     assert (out / "job_config.json").exists(), "the config --resume needs was not saved first"
@@ -90,7 +73,7 @@ def test_search_killed_then_interrupted_then_resumed_ends_like_an_uninterrupted_
     # 2. `seqlab tune --resume` picks it up; Ctrl+C at a random later point exits 130 with the command.
     interrupt_after = rng.randint(_epochs_reported(out), NUM_SAMPLES * MAX_EPOCHS - 1)
     proc = _driver(["--resume", str(out)], address)
-    rc, err = _signal_when(proc, lambda: _epochs_reported(out) > interrupt_after, signal.SIGINT)
+    rc, err = signal_when(proc, lambda: _epochs_reported(out) > interrupt_after, signal.SIGINT)
     if rc != 0:  # the resumed search may finish first on a fast machine; otherwise it must say how to go on
         assert rc == 130, f"{why} rc {rc}\n{err[-3000:]}"
         assert f"seqlab tune --resume {out}" in err, err[-3000:]
@@ -98,7 +81,10 @@ def test_search_killed_then_interrupted_then_resumed_ends_like_an_uninterrupted_
         finished = _epochs_reported(out) == NUM_SAMPLES * MAX_EPOCHS  # Ctrl+C came while it exported
         assert finished or not (out / "best").exists(), "an unfinished search exported a best scorer"
 
-    print(f"{why}: SIGKILL after {kill_after} epochs, SIGINT after {interrupt_after}, resumed run's rc {rc}", file=sys.__stderr__)
+    print(
+        f"{why}: SIGKILL after {kill_after} epochs, SIGINT after {interrupt_after}, resumed run's rc {rc}",
+        file=sys.__stderr__,
+    )
 
     # 3. The last resume, in this process, finishes the search.
     if rc != 0:
@@ -111,7 +97,9 @@ def test_search_killed_then_interrupted_then_resumed_ends_like_an_uninterrupted_
     assert results["num_trials"] == NUM_SAMPLES, why
     assert [r["architecture"] for r in results["architectures"]] == ["RNN", "BiRNN", "GRU"], why
     for curve in results["curves"]:
-        assert curve["epoch"] == list(range(1, MAX_EPOCHS + 1)), f"{why} {curve['trial_id']}: {curve['epoch']}"
+        assert curve["epoch"] == list(range(1, MAX_EPOCHS + 1)), (
+            f"{why} {curve['trial_id']}: {curve['epoch']}"
+        )
     assert results["total_trial_epochs"] == NUM_SAMPLES * MAX_EPOCHS, why
     trial_dirs = [d for d in (out / "search").iterdir() if (d / "progress.csv").exists()]
     assert len(trial_dirs) == NUM_SAMPLES, f"{why} a trial was started twice: {[d.name for d in trial_dirs]}"

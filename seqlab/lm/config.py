@@ -26,9 +26,9 @@ __all__ = [
     "EvalConfig",
     "FinetuneJobConfig",
     "LMDataConfig",
+    "LMTrainConfig",
     "ModelConfig",
     "RayConfig",
-    "TrainConfig",
 ]
 
 
@@ -158,7 +158,7 @@ class LMDataConfig(Config):
     )
 
 
-class TrainConfig(Config):
+class LMTrainConfig(Config):
     """The optimization loop run by every Ray Train worker."""
 
     lr: float | None = Field(
@@ -233,7 +233,7 @@ class FinetuneJobConfig(JobConfig):
     )
     model: ModelConfig = Field(default_factory=ModelConfig, description="model source and shape")
     data: LMDataConfig = Field(default_factory=LMDataConfig, description="corpus and packing")
-    train: TrainConfig = Field(default_factory=TrainConfig, description="optimization loop")
+    train: LMTrainConfig = Field(default_factory=LMTrainConfig, description="optimization loop")
     ray: RayConfig = Field(default_factory=RayConfig, description="Ray Train scaling and storage")
     eval: EvalConfig = Field(default_factory=EvalConfig, description="held-out evaluation")
 

@@ -29,7 +29,7 @@ from typing import Any
 import torch
 
 from seqlab.corpus import parquet_path
-from seqlab.lm.config import FinetuneJobConfig, TrainConfig
+from seqlab.lm.config import FinetuneJobConfig, LMTrainConfig
 from seqlab.lm.data import tokenize_and_pack
 from seqlab.lm.model import ModelSpec, init_model, load_causal_lm
 
@@ -303,7 +303,7 @@ class _MetricsWindow:
         }
 
 
-def _epoch_batches(shard: Any, t: TrainConfig, epoch: int, device: torch.device) -> Any:
+def _epoch_batches(shard: Any, t: LMTrainConfig, epoch: int, device: torch.device) -> Any:
     """This worker's micro-batches ``{"input_ids": (B, T)}`` for one epoch, shuffled with an epoch seed."""
     return shard.iter_torch_batches(
         batch_size=t.batch_size,

@@ -148,9 +148,9 @@ def test_killed_then_interrupted_finetune_resumes_to_the_uninterrupted_steps(
         assert "fine-tuning interrupted" in err and "run the same command again" in err, err[-3000:]
         # Ray Data's driver threads may print their own traceback as Ray shuts down; ours must not appear,
         # and the last line is the one-line message.
-        assert "seqlab/" not in "".join(l for l in err.splitlines(True) if l.lstrip().startswith("File ")), (
-            err[-3000:]
-        )
+        assert "seqlab/" not in "".join(
+            ln for ln in err.splitlines(True) if ln.lstrip().startswith("File ")
+        ), err[-3000:]
         assert err.strip().splitlines()[-1].startswith("seqlab finetune: fine-tuning interrupted"), err[
             -3000:
         ]

@@ -41,10 +41,6 @@ class Config(BaseModel):
 
     model_config = ConfigDict(extra="forbid", validate_assignment=True, protected_namespaces=())
 
-    def with_out(self: C, out: str | Path) -> C:
-        """A validated copy writing to ``out`` (a stage's directory inside a demo or pipeline run)."""
-        return type(self).model_validate({**self.model_dump(), "out": str(out)})
-
 
 C = TypeVar("C", bound=Config)
 
@@ -55,13 +51,20 @@ class JobConfig(Config):
 
     smoke_test: bool = Field(False, description="a tiny run that exercises every step (CI, laptops)")
 
-    def smoke(self: C) -> C:
+    def smoke(self: J) -> J:
         """``self`` with the stage's smoke-test reductions when ``smoke_test`` is set, else ``self``."""
-        return self._smoke_reduced() if self.smoke_test else self  # type: ignore[attr-defined]
+        return self._smoke_reduced() if self.smoke_test else self
 
-    def _smoke_reduced(self: C) -> C:
+    def _smoke_reduced(self: J) -> J:
         """The reductions (a validated copy); stages override this."""
         return self
+
+    def with_out(self: J, out: str | Path) -> J:
+        """A validated copy writing to ``out`` (a stage's directory inside a demo or pipeline run)."""
+        return type(self).model_validate({**self.model_dump(), "out": str(out)})
+
+
+J = TypeVar("J", bound=JobConfig)
 
 # Shipped job YAML (by file stem in jobs/) -> "module:Class" of the model that validates it.
 JOB_CONFIGS: dict[str, str] = {

@@ -143,10 +143,10 @@ def read_corpus(
     names = dataset.schema.names
     missing = [c for c in columns if c not in names]
     if missing:
-        raise ValueError(
-            f"corpus at {corpus_dir} lacks column(s) {missing}; it has {sorted(names)} "
-            "(pick the text with --data.text_column=...)"
-        )
+        # a column the contract does not define (or one of its texts) is a text column someone picked
+        picked_text = any(c not in CORPUS_COLUMNS or c in ("text", "text_norm") for c in missing)
+        hint = " (pick the text with --data.text_column=...)" if picked_text else ""
+        raise ValueError(f"corpus at {corpus_dir} lacks column(s) {missing}; it has {sorted(names)}{hint}")
     wanted = [*columns, *(c for c in optional if c in names and c not in columns)]
     if max_rows is not None:
         return dataset.head(max_rows, columns=wanted)

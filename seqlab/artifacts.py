@@ -176,26 +176,63 @@ def local_copy(path: str | os.PathLike[str]) -> Iterator[Path]:
         yield Path(tmp)
 
 
-def write_text(path: str, text: str) -> None:
-    """Write text to a local path (atomically) or a URI (via pyarrow.fs)."""
-    if not is_uri(path):
-        atomic_write_text(path.removeprefix("file://"), text)
-        return
+def filesystem(path: str | os.PathLike[str]):
+    """``(pyarrow.fs.FileSystem, inner path)`` for a local path (made absolute) or a URI."""
     import pyarrow.fs as pafs
 
-    fs, inner = pafs.FileSystem.from_uri(path)
+    if is_uri(path):
+        return pafs.FileSystem.from_uri(str(path))
+    return pafs.LocalFileSystem(), os.path.abspath(os.path.expanduser(str(path).removeprefix("file://")))
+
+
+def write_bytes(path: str | os.PathLike[str], data: bytes) -> None:
+    """Write bytes to a local path (atomically) or a URI (one PUT via pyarrow.fs: atomic on object stores)."""
+    if not is_uri(path):
+        atomic_write_bytes(str(path).removeprefix("file://"), data)
+        return
+    fs, inner = filesystem(path)
     fs.create_dir(inner.rsplit("/", 1)[0], recursive=True)
     with fs.open_output_stream(inner) as out:
-        out.write(text.encode("utf-8"))
+        out.write(data)
+
+
+def write_text(path: str, text: str) -> None:
+    """Write text to a local path (atomically) or a URI (via pyarrow.fs)."""
+    write_bytes(path, text.encode("utf-8"))
+
+
+def list_files(directory: str | os.PathLike[str], prefix: str = "", suffix: str = "") -> list[str]:
+    """Sorted paths (local paths or URIs, as ``directory`` is) of the files directly in ``directory`` whose
+    names start with ``prefix`` and end with ``suffix``; hidden files (a local write's temp) are skipped.
+    A missing directory has none."""
+    import pyarrow.fs as pafs
+
+    fs, root = filesystem(directory)
+    infos = fs.get_file_info(pafs.FileSelector(root, allow_not_found=True))
+    names = sorted(
+        i.base_name
+        for i in infos
+        if i.type == pafs.FileType.File
+        and not i.base_name.startswith(".")
+        and i.base_name.startswith(prefix)
+        and i.base_name.endswith(suffix)
+    )
+    return [join(directory, name) for name in names]
+
+
+def read_parquet(path: str | os.PathLike[str], columns: list[str] | None = None):
+    """A Parquet file or dataset directory (local or URI) as a ``pyarrow.Table``."""
+    import pyarrow.parquet as pq
+
+    fs, inner = filesystem(path)
+    return pq.read_table(inner, columns=columns, filesystem=fs)
 
 
 def read_text(path: str) -> str:
     """Read text from a local path or a URI."""
     if not is_uri(path):
         return Path(path.removeprefix("file://")).read_text(encoding="utf-8")
-    import pyarrow.fs as pafs
-
-    fs, inner = pafs.FileSystem.from_uri(path)
+    fs, inner = filesystem(path)
     with fs.open_input_stream(inner) as src:
         return src.read().decode("utf-8")
 

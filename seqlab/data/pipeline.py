@@ -27,7 +27,17 @@ from typing import Any
 
 import pandas as pd
 
-from seqlab.artifacts import atomic_output, check_output_dir, staged_dir, write_manifest
+from seqlab.artifacts import (
+    check_output_dir,
+    is_uri,
+    join,
+    list_files,
+    read_parquet,
+    resolve,
+    staged_dir,
+    write_bytes,
+    write_manifest,
+)
 from seqlab.corpus import CORPUS_COLUMNS, CORPUS_SCHEMA, parquet_path
 from seqlab.data.config import ScrapeJobConfig, SourcesConfig
 from seqlab.data.labeling import label_key, lexicon_score, read_labels_csv
@@ -142,9 +152,9 @@ def process_batch(
     return out
 
 
-def _write_failures(failures: pd.DataFrame, out_dir: Path) -> None:
-    with atomic_output(out_dir / "failures" / PROCESS_FAILURES) as fh:
-        failures.reindex(columns=FAILURE_COLUMNS).to_parquet(fh, index=False)
+def _write_failures(failures: pd.DataFrame, out: str) -> None:
+    data = failures.reindex(columns=FAILURE_COLUMNS).to_parquet(index=False)
+    write_bytes(join(out, "failures", PROCESS_FAILURES), data)
 
 
 def _as_corpus_schema(batch):
@@ -171,15 +181,16 @@ def run_scrape(
 
     cfg = cfg.smoke()
     check_output_dir(cfg.out, "scrape", overwrite=overwrite)
-    out_dir = Path(cfg.out)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    # A URI (s3://, gs://) is written through pyarrow.fs by every task, so a multi-node crawl never
+    # leaves pages on one node's local disk; a local path is made absolute once, here.
+    out = cfg.out if is_uri(cfg.out) else resolve(cfg.out)
     labels = read_labels_csv(cfg.labels) if cfg.labels else None
     started = time.monotonic()
 
     # Phase 1: crawl, sharded by host, one Ray task per shard.
     shards = shard_sources(cfg.sources, cfg.num_crawl_tasks)
     task = ray.remote(num_cpus=1)(crawl_shard)
-    refs = [task.remote(shard, str(out_dir)) for shard in shards]
+    refs = [task.remote(shard, out) for shard in shards]
     try:
         crawl_results = ray.get(refs)
     except KeyboardInterrupt:
@@ -189,19 +200,19 @@ def run_scrape(
             ray.cancel(ref)
         ray.wait(refs, num_returns=len(refs), timeout=30)
         raise Interrupted(
-            f"scrape interrupted; the pages fetched so far are kept in {out_dir / 'raw'}"
+            f"scrape interrupted; the pages fetched so far are kept in {join(out, 'raw')}"
         ) from None
     crawl_s = time.monotonic() - started
 
     # Phase 2: process raw pages in parallel with Ray Data.
-    raw_dir = out_dir / "raw"
-    if not raw_dir.exists() or not any(raw_dir.glob("*.parquet")):
+    raw_dir = join(out, "raw")
+    if not list_files(raw_dir, prefix="part-", suffix=".parquet"):
         raise ScrapeFailed(
-            f"the crawl fetched no pages into {raw_dir}; see {out_dir / 'failures'} (a re-run retries "
+            f"the crawl fetched no pages into {raw_dir}; see {join(out, 'failures')} (a re-run retries "
             "timeouts and server errors)"
         )
     t1 = time.monotonic()
-    ds = ray.data.read_parquet(str(raw_dir)).map_batches(
+    ds = ray.data.read_parquet(raw_dir).map_batches(
         process_batch,
         batch_format="pandas",
         fn_kwargs={
@@ -216,20 +227,20 @@ def run_scrape(
     ok = processed.filter(expr="status == 'ok'").select_columns(CORPUS_COLUMNS)
     if ok.count() == 0:
         raise ScrapeFailed(
-            f"no page of the crawl passed extraction; see {out_dir / 'failures'} (nothing was deleted)"
+            f"no page of the crawl passed extraction; see {join(out, 'failures')} (nothing was deleted)"
         )
-    with staged_dir(parquet_path(out_dir)) as stage:  # corpus/ appears whole, or the old one stays
+    with staged_dir(parquet_path(out)) as stage:  # corpus/ appears whole, or the old one stays
         ok.map_batches(_as_corpus_schema, batch_format="pyarrow").write_parquet(str(stage))
     failed = processed.filter(expr="status != 'ok'").to_pandas()
     process_s = time.monotonic() - t1
 
-    _write_failures(failed, out_dir)
+    _write_failures(failed, out)
 
-    summary = summarize(out_dir, crawl_s=crawl_s, process_s=process_s)
+    summary = summarize(out, crawl_s=crawl_s, process_s=process_s)
     summary["crawl_shards"] = crawl_results
     summary.update(extra_metrics or {})
     write_manifest(
-        out_dir,
+        out,
         stage="scrape",
         config=cfg.model_dump(mode="json"),
         metrics=summary,
@@ -242,11 +253,11 @@ def run_scrape(
 
 
 def summarize(out_dir: str | Path, crawl_s: float = 0.0, process_s: float = 0.0) -> dict[str, Any]:
-    """Counts of a scrape output directory: docs by split, failures by stage/reason, throughput."""
+    """Counts of a scrape output directory (local or URI): docs by split, failures by stage/reason,
+    throughput."""
     from seqlab.data.scrape import failure_reason
 
-    out_dir = Path(out_dir)
-    corpus = pd.read_parquet(out_dir / "corpus", columns=["url", "split", "score"])
+    corpus = read_parquet(parquet_path(out_dir), columns=["url", "split", "score"]).to_pandas()
     failures = read_failures(out_dir)
     reasons = Counter(
         f"{stage}:{failure_reason(str(err))}"
@@ -271,15 +282,15 @@ def read_failures(out_dir: str | Path) -> pd.DataFrame:
     A URL that failed transiently and was fetched again by a later run keeps only its newest crawl record,
     and none at all once a page of it is stored: it is then a page (or a processing failure), not a failure.
     """
-    folder = Path(out_dir, "failures")
-    crawl_parts = sorted(folder.glob("part-*.parquet"))
-    other = [p for p in sorted(folder.glob("*.parquet")) if p not in crawl_parts]
-    frames = [pd.read_parquet(p) for p in other]
+    folder = join(str(out_dir), "failures")
+    crawl_parts = list_files(folder, prefix="part-", suffix=".parquet")
+    other = [p for p in list_files(folder, suffix=".parquet") if p not in crawl_parts]
+    frames = [read_parquet(p).to_pandas() for p in other]
     if crawl_parts:
-        crawl = pd.concat([pd.read_parquet(p) for p in crawl_parts], ignore_index=True)
+        crawl = pd.concat([read_parquet(p).to_pandas() for p in crawl_parts], ignore_index=True)
         crawl = crawl.sort_values("fetched_at", kind="stable").drop_duplicates("url", keep="last")
-        raw = sorted(Path(out_dir, "raw").glob("part-*.parquet"))
-        fetched = set(pd.concat([pd.read_parquet(p, columns=["url"]) for p in raw])["url"]) if raw else set()
+        raw = list_files(join(str(out_dir), "raw"), prefix="part-", suffix=".parquet")
+        fetched = {u for p in raw for u in read_parquet(p, columns=["url"]).column("url").to_pylist()}
         frames.insert(0, crawl[~crawl["url"].isin(fetched)])
     frames = [f for f in frames if len(f)]
     if not frames:

@@ -11,12 +11,11 @@ import math
 import os
 import time
 import uuid
-from pathlib import Path
 from typing import Any, Protocol
 
 import pyarrow as pa
 
-from seqlab.artifacts import atomic_output, is_uri
+from seqlab.artifacts import join, list_files, read_parquet, write_bytes
 from seqlab.data.scrape.failures import failure_reason, is_transient
 
 __all__ = [
@@ -157,36 +156,19 @@ class ParquetSink:
         import pyarrow.parquet as pq
 
         table = pa.Table.from_pylist([{k: r.get(k) for k in schema.names} for r in rows], schema=schema)
-        name = f"part-{uuid.uuid4().hex}.parquet"
-        if is_uri(self.directory):
-            import pyarrow.fs as pafs
-
-            fs, root = pafs.FileSystem.from_uri(self.directory)
-            fs.create_dir(f"{root}/{kind}", recursive=True)
-            pq.write_table(table, f"{root}/{kind}/{name}", filesystem=fs)  # one PUT: atomic
-        else:
-            folder = Path(self.directory.removeprefix("file://"), kind)
-            folder.mkdir(parents=True, exist_ok=True)
-            with atomic_output(folder / name, "wb") as fh:  # its temp is hidden: readers skip it
-                pq.write_table(table, fh)
+        buffer = pa.BufferOutputStream()
+        pq.write_table(table, buffer)
+        # local: a hidden temp file renamed into place (readers skip hidden names); URI: one atomic PUT
+        write_bytes(join(self.directory, kind, f"part-{uuid.uuid4().hex}.parquet"), buffer.getvalue().to_pybytes())
         self.parts_written += 1
 
 
 def _read_parts(directory: str, kind: str, columns: list[str]) -> list[dict[str, list[Any]]]:
     """Column dicts of each finished part of ``directory/kind`` (none when the folder is missing)."""
-    import pyarrow.fs as pafs
-    import pyarrow.parquet as pq
-
-    if is_uri(directory):
-        fs, root = pafs.FileSystem.from_uri(directory)
-    else:
-        fs, root = pafs.LocalFileSystem(), str(Path(directory.removeprefix("file://")).resolve())
-    infos = fs.get_file_info(pafs.FileSelector(f"{root}/{kind}", allow_not_found=True))
-    out = []
-    for info in sorted(infos, key=lambda i: i.path):
-        if info.type == pafs.FileType.File and info.base_name.startswith("part-"):
-            out.append(pq.read_table(info.path, columns=columns, filesystem=fs).to_pydict())
-    return out
+    return [
+        read_parquet(path, columns=columns).to_pydict()
+        for path in list_files(join(directory, kind), prefix="part-", suffix=".parquet")
+    ]
 
 
 def load_progress(directory: str | os.PathLike[str]) -> tuple[set[str], list[tuple[str, int]]]:

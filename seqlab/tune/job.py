@@ -111,27 +111,71 @@ def run_tune_job(cfg: TuneJobConfig, resume: bool = False, overwrite: bool = Fal
 
 
 def finish_search(grid, cfg: TuneJobConfig, corpus, out: str, elapsed_s: float) -> dict[str, Any]:
-    """Evaluate each architecture's best trial, export the best model, fit baselines, write the report."""
-    import numpy as np
-    from tokenizers import Tokenizer
+    """Evaluate each architecture's best trial, export the best model, fit baselines, write the report.
 
-    from seqlab.models import TokenizerConfig, save_scorer
-    from seqlab.train.regressor import evaluate, resolve_device
+    The steps, in order: pick each architecture's best trial, evaluate those on val/test, fit the
+    baselines and check the goals, export ``best/``, write ``report/`` and the job's ``manifest.json``.
+    """
     from seqlab.tune.baselines import fit_baselines
-    from seqlab.tune.report import ARCHITECTURES, param_importances
-    from seqlab.tune.search import collect_trials, load_trial_model
+    from seqlab.tune.search import collect_trials
 
     records = collect_trials(grid)
     if not records:
         raise RuntimeError("no trial reported a result; see the Tune logs under " + str(grid.experiment_path))
-    data = corpus.encoded
-    device = resolve_device(cfg.train.device)
+    best_per_arch = _best_per_architecture(records)
+    rows, models = _evaluate_architectures(best_per_arch, corpus.encoded, cfg)
+    best_row = min(rows, key=lambda r: r["val_rmse"])
+    best_record = best_per_arch[best_row["architecture"]]
+    best_metrics = _split_metrics(best_row)
+    baselines = fit_baselines(corpus.frames)
+    summary = _search_summary(grid, cfg, corpus, records, rows, best_row, baselines, elapsed_s)
+    inputs = {"corpus": corpus.manifest}
 
-    best_per_arch = {}
+    _export_best(
+        artifacts.join(out, "best"), models[best_row["architecture"]], best_record, best_metrics, cfg, corpus
+    )
+    _write_report_dir(artifacts.join(out, "report"), summary, _learning_curves(records), cfg, inputs)
+    headline = {
+        **best_metrics,
+        "tfidf_test_rmse": baselines["tfidf_ridge"].get("test_rmse"),
+        "mean_test_rmse": baselines["mean"].get("test_rmse"),
+        "noise_floor_rmse": corpus.noise_floor_rmse,
+        "total_trial_epochs": summary["total_trial_epochs"],
+        "num_trials": len(records),
+    }
+    artifacts.write_manifest(out, stage="tune", config=dump_config(cfg), inputs=inputs, metrics=headline)
+    log.info(
+        "best: %s %s; exported to %s", best_row["architecture"], best_metrics, artifacts.join(out, "best")
+    )
+    return summary
+
+
+def _best_per_architecture(records) -> dict[str, Any]:
+    """Each architecture's trial with the lowest best val RMSE."""
+    best: dict[str, Any] = {}
     for record in records:
-        current = best_per_arch.get(record.architecture)
+        current = best.get(record.architecture)
         if current is None or record.best_val_rmse < current.best_val_rmse:
-            best_per_arch[record.architecture] = record
+            best[record.architecture] = record
+    return best
+
+
+def _split_metrics(row: dict[str, Any]) -> dict[str, float]:
+    """The ``val_*`` and ``test_*`` entries of a row."""
+    return {k: v for k, v in row.items() if k.split("_")[0] in ("val", "test")}
+
+
+def _evaluate_architectures(best_per_arch, data, cfg: TuneJobConfig) -> tuple[list[dict[str, Any]], dict]:
+    """Reload each architecture's best trial and measure it on val and test (in the report's order).
+
+    Returns:
+        ``(rows, models)``: one table row per architecture, and the loaded models by architecture.
+    """
+    from seqlab.train.regressor import evaluate, resolve_device
+    from seqlab.tune.report import ARCHITECTURES
+    from seqlab.tune.search import load_trial_model
+
+    device = resolve_device(cfg.train.device)
     rows, models = [], {}
     order = {a: i for i, a in enumerate(ARCHITECTURES)}
     for arch, record in sorted(best_per_arch.items(), key=lambda kv: order.get(kv[0], 99)):
@@ -142,7 +186,6 @@ def finish_search(grid, cfg: TuneJobConfig, corpus, out: str, elapsed_s: float) 
                 metrics.update(
                     evaluate(model, data.splits[split], device, cfg.train.eval_batch_size, f"{split}_")
                 )
-        metrics = {k: v for k, v in metrics.items() if not k.endswith("_loss")}
         models[arch] = model
         rows.append(
             {
@@ -152,30 +195,35 @@ def finish_search(grid, cfg: TuneJobConfig, corpus, out: str, elapsed_s: float) 
                 "num_parameters": record.num_parameters,
                 "samples_per_s": record.samples_per_s,
                 "epochs": record.epochs,
-                **metrics,
+                **{k: v for k, v in metrics.items() if not k.endswith("_loss")},
             }
         )
-    best_row = min(rows, key=lambda r: r["val_rmse"])
-    best_record = best_per_arch[best_row["architecture"]]
+    return rows, models
 
-    baselines = fit_baselines(corpus.frames)
-    floor = corpus.noise_floor_rmse
+
+def _goals(best_row: dict[str, Any], baselines: dict[str, Any], floor: float | None) -> dict[str, Any]:
+    """Did the best model beat TF-IDF + ridge, and land within 15% of the label-noise floor (test RMSE)?"""
     test_rmse = best_row.get("test_rmse")
-    goals = {}
-    if test_rmse is not None:
-        goals["beats_tfidf"] = bool(test_rmse < baselines["tfidf_ridge"].get("test_rmse", np.inf))
-        if floor:
-            goals["floor_target"] = 1.15 * floor
-            goals["within_15pct_of_floor"] = bool(test_rmse <= 1.15 * floor)
+    goals: dict[str, Any] = {}
+    if test_rmse is None:
+        return goals
+    goals["beats_tfidf"] = bool(test_rmse < baselines["tfidf_ridge"].get("test_rmse", float("inf")))
+    if floor:
+        goals["floor_target"] = 1.15 * floor
+        goals["within_15pct_of_floor"] = bool(test_rmse <= 1.15 * floor)
+    return goals
+
+
+def _search_summary(grid, cfg, corpus, records, rows, best_row, baselines, elapsed_s) -> dict[str, Any]:
+    """``report/results.json``: the search as run, every architecture's row, baselines, goals, importances."""
+    from seqlab.tune.report import param_importances
+
     importances = param_importances(
         [r.config for r in records], [r.best_val_rmse for r in records], cfg.search.space
     )
-    total_trial_epochs = int(sum(r.epochs for r in records))
-    corpus_hash = artifacts.manifest_hash(corpus.manifest)
-    best_metrics = {k: v for k, v in best_row.items() if k.split("_")[0] in ("val", "test")}
-    summary: dict[str, Any] = {
+    return {
         "corpus": corpus.encoded.meta.get("corpus"),
-        "corpus_hash": corpus_hash,
+        "corpus_hash": artifacts.manifest_hash(corpus.manifest),
         "rows": corpus.encoded.meta.get("rows"),
         "smoke_test": cfg.smoke_test,
         "search": {
@@ -185,17 +233,21 @@ def finish_search(grid, cfg: TuneJobConfig, corpus, out: str, elapsed_s: float) 
             "max_epochs": cfg.train.max_epochs,
         },
         "num_trials": len(records),
-        "total_trial_epochs": total_trial_epochs,
+        "total_trial_epochs": int(sum(r.epochs for r in records)),
         "elapsed_s": elapsed_s,
         "best": {**best_row},
         "architectures": rows,
         "baselines": baselines,
-        "noise_floor_rmse": floor,
-        "goals": goals,
+        "noise_floor_rmse": corpus.noise_floor_rmse,
+        "goals": _goals(best_row, baselines, corpus.noise_floor_rmse),
         "importances": importances,
         "experiment": str(grid.experiment_path),
     }
-    curves = [
+
+
+def _learning_curves(records) -> list[dict[str, Any]]:
+    """Every trial's val RMSE per epoch, for the learning-curve plot."""
+    return [
         {
             "trial_id": r.trial_id,
             "architecture": r.architecture,
@@ -205,36 +257,28 @@ def finish_search(grid, cfg: TuneJobConfig, corpus, out: str, elapsed_s: float) 
         for r in records
     ]
 
-    tokenizer = Tokenizer.from_str(data.tokenizer_json)
-    inputs = {"corpus": corpus.manifest}
+
+def _export_best(directory: str, model, record, metrics: dict[str, float], cfg: TuneJobConfig, corpus) -> None:
+    """Save the winning trial as a scorer artifact, with the normalization its text column was made with."""
+    from tokenizers import Tokenizer
+
+    from seqlab.models import TokenizerConfig, save_scorer
+
+    data = corpus.encoded
     save_scorer(
-        artifacts.join(out, "best"),
-        models[best_row["architecture"]].cpu(),
-        tokenizer,
+        directory,
+        model.cpu(),
+        Tokenizer.from_str(data.tokenizer_json),
         TokenizerConfig.model_validate(data.tokenizer_config),
-        best_metrics,
+        metrics,
         job_config=dump_config(cfg),
-        inputs=inputs,
+        inputs={"corpus": corpus.manifest},
         normalize=_training_normalization(cfg.data.text_column, corpus.manifest),
         text_column=cfg.data.text_column,
-        trial_id=best_record.trial_id,
-        architecture=best_row["architecture"],
-        trial_config=best_record.config,
+        trial_id=record.trial_id,
+        architecture=record.architecture,
+        trial_config=record.config,
     )
-    _write_report_dir(artifacts.join(out, "report"), summary, curves, cfg, inputs)
-    headline = {
-        **best_metrics,
-        "tfidf_test_rmse": baselines["tfidf_ridge"].get("test_rmse"),
-        "mean_test_rmse": baselines["mean"].get("test_rmse"),
-        "noise_floor_rmse": floor,
-        "total_trial_epochs": total_trial_epochs,
-        "num_trials": len(records),
-    }
-    artifacts.write_manifest(out, stage="tune", config=dump_config(cfg), inputs=inputs, metrics=headline)
-    log.info(
-        "best: %s %s; exported to %s", best_row["architecture"], best_metrics, artifacts.join(out, "best")
-    )
-    return summary
 
 
 def _training_normalization(text_column: str, corpus_manifest: dict[str, Any]):

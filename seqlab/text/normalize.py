@@ -2,11 +2,23 @@
 
 The seed's pipeline was one ``re.sub`` per step: URLs, digits, alef forms, alef maksura, diacritics,
 tatweel. Here every 1:1 map and every deletion (plus presentation-form folding, invisible characters
-and the optional teh-marbuta / hamza folds) is one per-character function, applied in a single pass:
+and the optional teh-marbuta / hamza folds) is one per-character function, applied in a single pass,
+by the fastest of three equivalent routes:
 
-* ``str.translate`` with a list indexed by code point for short strings, and
-* a NumPy lookup table over the UTF-16 code units for long strings (about 5-8x faster than
-  ``str.translate`` above a few hundred characters; both give the same result, a test checks it).
+* **a one-byte alphabet** (:data:`ALPHABET`: ASCII plus the 128 characters Arabic text is made of —
+  the Arabic block's letters, harakat and digits, Persian letters, the invisible and typographic marks
+  of web text). A text made only of those is encoded with a C charmap codec, mapped and stripped by one
+  ``bytes.translate``, its URLs removed and its spaces collapsed on bytes, and decoded. No Python runs per
+  character and almost none per document: this is what makes short documents fast, and it is the path
+  of nearly all real Arabic text;
+* otherwise a NumPy lookup table over the UTF-16 code units (long strings), or
+* ``str.translate`` with a list indexed by code point (short strings, and the few multi-character
+  folds of presentation forms).
+
+Tests check that the three give the same result on arbitrary Unicode. :func:`normalize_batch` on an
+Arrow column runs the first route once over the whole column (rows joined by a separator the maps leave
+alone), and only the rows holding a character outside the alphabet go through :func:`normalize` one
+by one.
 
 Then URLs are removed (a regex, skipped when the text has no ``://`` and no ``w.``) and whitespace is
 collapsed (the table already turned every whitespace character into a space, so this is only runs of
@@ -24,6 +36,7 @@ inputs, and the regex cannot match across the whitespace it stops at. Hypothesis
 
 from __future__ import annotations
 
+import codecs
 import re
 import unicodedata
 from dataclasses import dataclass
@@ -36,6 +49,7 @@ from seqlab.text.config import CHAR_SWITCHES, NormalizeConfig, resolve_switches
 
 __all__ = [
     "ALEF_FORMS",
+    "ALPHABET",
     "ARABIC_BLOCK",
     "DIACRITICS",
     "DIGITS",
@@ -85,6 +99,34 @@ PRESENTATION_FORMS = _chars((0xFB50, 0xFDFF), (0xFE70, 0xFEFF))
 URL_PATTERN = r"[A-Za-z](?:(?<=[Ww])[Ww]{2}\.|[A-Za-z0-9+.\-]{0,31}://)\S*"
 _URL_RE = re.compile(URL_PATTERN)
 
+# The one-byte alphabet of the fast path: byte b < 128 is ASCII, byte 128 + i is _ARABIC_TEXT[i]. What it
+# holds decides only speed (a text with any other character takes the NumPy / translate path), never output.
+_ARABIC_TEXT = (
+    "\u060c\u060d\u060e\u060f"  # Arabic comma, date separator, poetic verse sign, misra sign
+    + _chars((0x061B, 0x066F))  # ؛ ؟, hamza, letters, tatweel, harakat, Arabic-Indic digits, ٪ ٫ ٬
+    + _chars((0x06F0, 0x06F9))  # extended Arabic-Indic (Persian, Urdu) digits
+    + "\u06be"  # heh doachashmee
+    + "\u0670\u0671"  # superscript alef, alef wasla
+    + "\u067e\u0686\u0698\u06a4\u06a9\u06af\u06cc"  # Persian letters seen in Arabic text: پ چ ژ ڤ ک گ ی
+    + "\u00a0\u00ad\u200b\u200c\u200d\u200e\u200f\ufeff"  # NBSP, soft hyphen, zero-width and bidi marks
+    + "\u00ab\u00bb\u201c\u201d\u2018\u2019\u2013\u2014\u2026\u2022\u00b0"  # « » quotes, dashes, … • °
+)
+ALPHABET = _chars((0, 0x7F)) + _ARABIC_TEXT
+if len(ALPHABET) != 256 or len(set(ALPHABET)) != 256:  # pragma: no cover - a guard on the literal above
+    raise AssertionError(f"the fast-path alphabet must be 256 distinct characters, not {len(set(ALPHABET))}")
+_ENCODING_MAP = codecs.charmap_build(ALPHABET)
+_SEP = "\x1e"  # joins the rows of a batch: whitespace (so a URL ends there), and no map touches it in a batch
+_WHITESPACE_BYTES = bytes(b for b, c in enumerate(ALPHABET) if c.isspace())
+
+
+def _url_bytes_re(stops: bytes) -> re.Pattern[bytes]:
+    """URL_PATTERN over the alphabet's bytes: ASCII as is, ``\\S`` as "none of ``stops``"."""
+    return re.compile(URL_PATTERN.replace("\\S", "[^" + "".join(f"\\x{b:02x}" for b in stops) + "]").encode())
+
+
+_URL_BYTES_RE = _url_bytes_re(_WHITESPACE_BYTES)
+_URL_BATCH_RE = _url_bytes_re(_WHITESPACE_BYTES + b"\x00")  # a batch's marker ends a URL too
+
 _BMP = 0x10000
 _IDENTITY: list[int] = list(range(_BMP))  # shared int objects for every table
 _LUT_DELETE = 0xFFFF  # code unit meaning "drop this character"
@@ -103,6 +145,9 @@ class _Plan:
     translate: bool  # False when the table maps nothing (skip the pass)
     remove_urls: bool
     collapse_whitespace: bool
+    byte_table: bytes | None  # the alphabet route's bytes.translate table (None: a map leaves the alphabet)
+    byte_delete: bytes  # the alphabet bytes the switches delete
+    batch_table: bytes | None  # byte_table, but leaving the row separator alone
 
 
 def _char_map(sw: dict[str, bool]) -> dict[str, str]:
@@ -154,13 +199,36 @@ def _plan(char_key: tuple[bool, ...]) -> _Plan:
         else:
             table[code], lut[code] = dst, _LUT_SLOW
     lut.setflags(write=False)
+    byte_table, byte_delete = _byte_maps(m)
+    batch_table = None
+    if byte_table is not None:
+        sep = ALPHABET.index(_SEP)
+        batch_table = byte_table[:sep] + bytes([sep]) + byte_table[sep + 1 :]
     return _Plan(
         table=table,
         lut=lut,
         translate=bool(m),
         remove_urls=sw["remove_urls"],
         collapse_whitespace=sw["collapse_whitespace"],
+        byte_table=byte_table,
+        byte_delete=byte_delete,
+        batch_table=batch_table,
     )
+
+
+def _byte_maps(m: dict[str, str]) -> tuple[bytes | None, bytes]:
+    """``m`` as a ``bytes.translate`` table and deletion set over :data:`ALPHABET`, or ``(None, b"")``
+    when some alphabet character maps outside it (then only the other routes can apply ``m``)."""
+    table, delete = bytearray(range(256)), bytearray()
+    for byte, char in enumerate(ALPHABET):
+        out = m.get(char, char)
+        if out == "":
+            delete.append(byte)
+        elif len(out) == 1 and out in ALPHABET:
+            table[byte] = ALPHABET.index(out)
+        else:
+            return None, b""
+    return bytes(table), bytes(delete)
 
 
 def _translate(text: str, plan: _Plan) -> str:
@@ -187,7 +255,60 @@ def _translate_numpy(text: str, plan: _Plan) -> str | None:
     return mapped[mapped != _LUT_DELETE].tobytes().decode("utf-16-le")
 
 
+def _remove_urls_bytes(data: bytes, regex: re.Pattern[bytes], stops: bytes) -> bytes:
+    """``regex.sub(b"", data)`` run only on the tokens that can hold a URL.
+
+    Valid when every whitespace byte of ``data`` is in ``stops`` (after the table, with whitespace collapse
+    on, that is the space, and a batch's separator): a match never spans whitespace and needs ``://`` or
+    ``ww.`` inside its token, so the tokens around those needles are the only places it can be. On Arabic
+    text that skips the regex's scan of every byte (it was half of ``normalize``'s time on text with URLs).
+    """
+    spans = set()  # (start, end) of each token holding a needle
+    for needle in (b"://", b"w.", b"W."):
+        pos = data.find(needle)
+        while pos != -1:
+            start = max(data.rfind(bytes([c]), 0, pos) for c in stops) + 1  # -1 + 1: the start of data
+            ends = [e for e in (data.find(bytes([c]), pos) for c in stops) if e != -1]
+            end = min(ends, default=len(data))
+            spans.add((start, end))
+            pos = data.find(needle, end)
+    if not spans:
+        return data
+    out, last = [], 0
+    for start, end in sorted(spans):  # a token found through two needles is the same span
+        out += [data[last:start], regex.sub(b"", data[start:end])]
+        last = end
+    out.append(data[last:])
+    return b"".join(out)
+
+
+def _finish_bytes(data: bytes, plan: _Plan) -> bytes:
+    """URL removal and whitespace collapse on alphabet bytes: ``_normalize``'s last two steps."""
+    if plan.remove_urls and (b"://" in data or b"w." in data or b"W." in data):
+        if plan.collapse_whitespace:  # every whitespace character is a space by now
+            data = _remove_urls_bytes(data, _URL_BYTES_RE, b" ")
+        else:
+            data = _URL_BYTES_RE.sub(b"", data)
+    if plan.collapse_whitespace:
+        while b"  " in data:
+            data = data.replace(b"  ", b" ")
+        data = data.strip(b" ")
+    return data
+
+
 def _normalize(text: str, plan: _Plan) -> str:
+    if plan.byte_table is not None:
+        try:
+            data = codecs.charmap_encode(text, "strict", _ENCODING_MAP)[0]
+        except UnicodeEncodeError:  # a character outside the alphabet: the general routes below
+            pass
+        else:
+            data = _finish_bytes(data.translate(plan.byte_table, plan.byte_delete), plan)
+            return codecs.charmap_decode(data, "strict", ALPHABET)[0]
+    return _normalize_general(text, plan)
+
+
+def _normalize_general(text: str, plan: _Plan) -> str:
     if plan.translate:
         text = _translate(text, plan)
     if plan.remove_urls and ("://" in text or "w." in text or "W." in text):
@@ -265,8 +386,11 @@ def normalize_batch(
     if isinstance(batch, pa.Table):
         _check_column(column, batch.column_names)
         source = batch.column(column)
-        kind = pa.large_string() if pa.types.is_large_string(source.type) else pa.string()
-        result = pa.array(norm_all(source.to_pylist(), _is_none), type=kind)
+        if pa.types.is_string(source.type) or pa.types.is_large_string(source.type):
+            result = pa.chunked_array([_normalize_arrow(c, plan) for c in source.chunks], type=source.type)
+        else:
+            kind = pa.large_string() if pa.types.is_large_string(source.type) else pa.string()
+            result = pa.array(norm_all(source.to_pylist(), _is_none), type=kind)
         if out_column in batch.column_names:
             return batch.set_column(batch.column_names.index(out_column), out_column, result)
         return batch.append_column(out_column, result)
@@ -282,6 +406,94 @@ def normalize_batch(
         values = norm_all(source.tolist(), pd.isna)
         return batch.assign(**{out_column: pd.Series(values, index=batch.index, dtype=dtype)})
     raise TypeError(f"normalize_batch() takes a pandas DataFrame, pyarrow Table or dict, got {type(batch)}")
+
+
+def _normalize_arrow(array: Any, plan: _Plan) -> Any:
+    """One Arrow string array through the alphabet route at once; rows it cannot take go one by one.
+
+    The rows' UTF-8 is joined by ``_SEP`` and decoded, charmap-encoded (a character outside the alphabet
+    becomes a ``\\x00`` marker through the ``seqlab-normalize`` error handler), translated, stripped of URLs
+    and collapsed as one bytes object, then split back by the separator's positions. A row holding a
+    marker (or ``\\x00`` itself) is replaced by ``normalize(row)``; a column holding the separator character,
+    or a switch set the alphabet cannot express, takes the per-row path entirely.
+    """
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    n = len(array)
+    large = pa.types.is_large_string(array.type)
+    offsets = np.frombuffer(array.buffers()[1], dtype=np.int64 if large else np.int32)
+    offsets = offsets[array.offset : array.offset + n + 1].astype(np.int64)
+    data = array.buffers()[2]
+    raw = np.frombuffer(data, dtype=np.uint8)[offsets[0] : offsets[-1]] if data is not None and n else None
+    if plan.batch_table is None or raw is None or (raw == ord(_SEP)).any():
+        return pa.array(
+            [None if v is None else _normalize(v, plan) for v in array.to_pylist()], type=array.type
+        )
+    # Rows joined, each followed by the separator: (total_bytes + n,)
+    joined = np.empty(len(raw) + n, dtype=np.uint8)
+    ends = offsets[1:] - offsets[0] + np.arange(1, n + 1)  # position just past each row's separator
+    keep = np.ones(len(joined), dtype=bool)
+    keep[ends - 1] = False
+    joined[keep] = raw
+    joined[ends - 1] = ord(_SEP)
+    text = joined.tobytes().decode("utf-8")
+    encoded = codecs.charmap_encode(text, "seqlab-normalize", _ENCODING_MAP)[0]
+    done = _finish_bytes_batch(encoded.translate(plan.batch_table, plan.byte_delete), plan)
+    out = codecs.charmap_decode(done, "strict", ALPHABET)[0].encode("utf-8")
+    buf = np.frombuffer(out, dtype=np.uint8)
+    seps = np.flatnonzero(buf == ord(_SEP))  # (n,): one per row, in order
+    if len(seps) != n:  # pragma: no cover - the separator survives every map by construction
+        raise AssertionError(f"normalize_batch lost row boundaries ({len(seps)} of {n})")
+    new_offsets = np.empty(n + 1, dtype=np.int64)
+    new_offsets[0] = 0
+    new_offsets[1:] = seps - np.arange(n)
+    body = buf[buf != ord(_SEP)]
+    result = pa.Array.from_buffers(
+        array.type,
+        n,
+        [None, pa.py_buffer(new_offsets.astype(np.int64 if large else np.int32)), pa.py_buffer(body)],
+    )
+    marked = np.flatnonzero(buf == 0)
+    if len(marked):  # rows with a character outside the alphabet (or a NUL): the general route
+        rows = np.unique(np.searchsorted(seps, marked))
+        mask = np.zeros(n, dtype=bool)
+        mask[rows] = True
+        originals = array.take(pa.array(rows)).to_pylist()
+        redone = pa.array([None if v is None else _normalize(v, plan) for v in originals], type=array.type)
+        result = pc.replace_with_mask(result, pa.array(mask), redone)
+    if array.null_count:
+        result = pc.if_else(array.is_valid(), result, pa.scalar(None, array.type))
+    return result
+
+
+def _finish_bytes_batch(data: bytes, plan: _Plan) -> bytes:
+    """:func:`_finish_bytes` over separator-joined rows: a row's leading and trailing spaces go too."""
+    if plan.remove_urls and (b"://" in data or b"w." in data or b"W." in data):
+        # the regex stops at a marker too, so a marked row stays marked
+        if plan.collapse_whitespace:
+            data = _remove_urls_bytes(data, _URL_BATCH_RE, b" " + _SEP.encode())
+        else:
+            data = _URL_BATCH_RE.sub(b"", data)
+    if plan.collapse_whitespace:
+        while b"  " in data:
+            data = data.replace(b"  ", b" ")
+        sep = _SEP.encode()
+        data = data.replace(b" " + sep, sep).replace(sep + b" ", sep)
+        if data.startswith(b" "):
+            data = data[1:]
+    return data
+
+
+def _mark_outside_alphabet(error: UnicodeError) -> tuple[str, int]:
+    """The ``seqlab-normalize`` codec error handler: a run outside the alphabet becomes one ``\\x00`` marker
+    (its row is then normalized on its own)."""
+    if not isinstance(error, UnicodeEncodeError):
+        raise error
+    return "\x00", error.end
+
+
+codecs.register_error("seqlab-normalize", _mark_outside_alphabet)
 
 
 def _check_column(column: str, present: list[Any]) -> None:

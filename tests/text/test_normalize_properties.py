@@ -13,12 +13,15 @@ from seqlab.text.config import CHAR_SWITCHES
 from seqlab.text.normalize import (
     _URL_RE,
     ALEF_FORMS,
+    ALPHABET,
     DIACRITICS,
     DIGITS,
     INVISIBLE,
     PRESENTATION_FORMS,
     TATWEEL,
     WHITESPACE,
+    _normalize,
+    _normalize_general,
     _plan,
     _translate_numpy,
 )
@@ -127,3 +130,43 @@ ARABIC_NO_LATIN = st.lists(
 def test_matches_the_seed_chain_on_arabic_text(text):
     # Without Latin letters there is no URL, so the seed's order and ours must agree exactly.
     assert normalize(text) == seed_chain()(text)
+
+
+# Text the one-byte alphabet route takes (every character in ALPHABET), with a few characters outside it
+# mixed in so that the fallback and the batch's per-row markers are exercised too.
+alphabet_text = st.lists(
+    st.one_of(
+        st.sampled_from(ALPHABET),
+        st.sampled_from(ALPHABET),
+        st.sampled_from(SPECIAL),
+        st.sampled_from(FRAGMENTS),
+    ),
+    max_size=60,
+).map("".join)
+
+
+@SETTINGS
+@given(alphabet_text, switches_strategy)
+def test_alphabet_route_equals_the_general_route(text, switches):
+    plan = _plan(tuple(switches[name] for name in CHAR_SWITCHES))
+    assert _normalize(text, plan) == _normalize_general(text, plan)
+
+
+@SETTINGS
+@given(
+    st.lists(st.one_of(st.none(), alphabet_text, text_strategy), max_size=12),
+    switches_strategy,
+    st.sampled_from(["string", "large_string"]),
+    st.integers(0, 3),
+)
+def test_arrow_batch_equals_normalize_per_row(rows, switches, kind, cut):
+    import pyarrow as pa
+
+    from seqlab.text import normalize_batch
+
+    rows = [r.encode("utf-8", "replace").decode("utf-8") if r else r for r in rows]  # Arrow holds UTF-8
+    array = pa.array(["skipped"] * cut + rows, type=getattr(pa, kind)())[cut:]  # a sliced array, offset > 0
+    table = pa.table({"text": pa.chunked_array([array[: len(rows) // 2], array[len(rows) // 2 :]])})
+    got = normalize_batch(table, **switches)["text_norm"]
+    assert got.type == table["text"].type
+    assert got.to_pylist() == [None if r is None else normalize(r, **switches) for r in rows]

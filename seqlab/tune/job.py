@@ -216,11 +216,10 @@ def _goals(best_row: dict[str, Any], baselines: dict[str, Any], floor: float | N
 
 def _search_summary(grid, cfg, corpus, records, rows, best_row, baselines, elapsed_s) -> dict[str, Any]:
     """``report/results.json``: the search as run, every architecture's row, baselines, goals, importances."""
-    from seqlab.tune.report import param_importances
+    from seqlab.tune.report import importance_note, param_importances
 
-    importances = param_importances(
-        [r.config for r in records], [r.best_val_rmse for r in records], cfg.search.space
-    )
+    configs, values = [r.config for r in records], [r.best_val_rmse for r in records]
+    importances = param_importances(configs, values, cfg.search.space)
     return {
         "corpus": corpus.encoded.meta.get("corpus"),
         "corpus_hash": artifacts.manifest_hash(corpus.manifest),
@@ -241,6 +240,7 @@ def _search_summary(grid, cfg, corpus, records, rows, best_row, baselines, elaps
         "noise_floor_rmse": corpus.noise_floor_rmse,
         "goals": _goals(best_row, baselines, corpus.noise_floor_rmse),
         "importances": importances,
+        "importances_note": importance_note(configs, values, importances),
         "experiment": str(grid.experiment_path),
     }
 

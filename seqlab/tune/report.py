@@ -16,15 +16,23 @@ from typing import Any
 from seqlab.models.config import CELLS, architecture_name
 from seqlab.tune.config import CHOICE_KEYS, SearchSpace
 
-__all__ = ["ARCHITECTURES", "param_importances", "write_report"]
+__all__ = ["ARCHITECTURES", "MIN_IMPORTANCE_TRIALS", "importance_note", "param_importances", "write_report"]
 
 log = logging.getLogger(__name__)
 
 # The seed table's rows in its order, each cell uni- then bidirectional: RNN, BiRNN, GRU, BiGRU, LSTM, BiLSTM.
 ARCHITECTURES = tuple(architecture_name(cell, bi) for cell in CELLS for bi in (False, True))
+# Six hues far apart (tab10's blue, orange, green, red, purple, brown); bidirectional ones are also dashed.
 _COLORS = dict(
-    zip(ARCHITECTURES, ("#1f77b4", "#aec7e8", "#2ca02c", "#98df8a", "#d62728", "#ff9896"), strict=True)
+    zip(ARCHITECTURES, ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b"), strict=True)
 )
+# fANOVA fits a random forest to (parameters -> objective); below this many trials it mostly fits noise
+# (a demo search of 8 trials gave `lr` 0.017 importance although every trial had the same lr).
+MIN_IMPORTANCE_TRIALS = 20
+
+
+def _linestyle(arch: str) -> str:
+    return "--" if arch.startswith("Bi") else "-"
 
 
 def param_importances(
@@ -38,8 +46,9 @@ def param_importances(
         space: the search space (parameters with a single value are skipped).
 
     Returns:
-        ``{param: importance}`` summing to 1, most important first; empty when fewer than 3 trials or
-        nothing varied.
+        ``{param: importance}`` over the parameters that took more than one value among the trials, summing
+        to 1, most important first; empty when fewer than :data:`MIN_IMPORTANCE_TRIALS` trials finished
+        with a value or nothing varied (:func:`importance_note` says which).
     """
     import optuna
     from optuna.distributions import CategoricalDistribution, FloatDistribution
@@ -52,7 +61,9 @@ def param_importances(
     if space.lr[0] < space.lr[1]:
         distributions["lr"] = FloatDistribution(space.lr[0], space.lr[1], log=True)
     pairs = [(c, v) for c, v in zip(configs, values, strict=True) if math.isfinite(v)]
-    if len(pairs) < 3 or not distributions:
+    # only what the trials really varied: a parameter every trial shared explains nothing
+    distributions = {k: d for k, d in distributions.items() if len({_key(c[k]) for c, _ in pairs}) > 1}
+    if len(pairs) < MIN_IMPORTANCE_TRIALS or not distributions:
         return {}
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     study = optuna.create_study(direction="minimize")
@@ -70,6 +81,36 @@ def param_importances(
         return {}
 
 
+def _key(value: Any) -> Any:
+    return repr(value)
+
+
+def importance_note(configs: list[dict[str, Any]], values: list[float], importances: dict[str, float]) -> str:
+    """One sentence for the report: what the importances rest on, or why there are none."""
+    finished = sum(1 for v in values if math.isfinite(v))
+    if importances:
+        return f"fANOVA over {finished} trials with a result"
+    if finished < MIN_IMPORTANCE_TRIALS:
+        return (
+            f"not estimated: {finished} trial(s) with a result, fewer than the {MIN_IMPORTANCE_TRIALS} "
+            "fANOVA needs to tell a parameter's effect from noise"
+        )
+    return "not estimated: no searched parameter took more than one value among the trials"
+
+
+def _early_stops(curves: list[dict[str, Any]], max_epochs: int | None) -> str:
+    """What ended trials before ``max_epochs``, as a title line: counts per last epoch."""
+    if not curves:
+        return "no trial reported"
+    lasts = [max(c["epoch"]) if c["epoch"] else 0 for c in curves]
+    full = max_epochs or max(lasts)
+    stopped = sorted(x for x in lasts if x < full)
+    if not stopped:
+        return f"all {len(curves)} trials ran the full {full} epochs; none was stopped early"
+    at = ", ".join(f"{stopped.count(e)} after epoch {e}" for e in sorted(set(stopped)))
+    return f"{len(stopped)} of {len(curves)} trials stopped before epoch {full} ({at})"
+
+
 def _fmt(value: Any, digits: int = 3) -> str:
     if value is None or (isinstance(value, float) and not math.isfinite(value)):
         return "–"
@@ -85,8 +126,9 @@ def _plot_curves(path: Path, curves: list[dict[str, Any]], summary: dict[str, An
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
 
-    fig, ax = plt.subplots(figsize=(8, 5))
+    fig, ax = plt.subplots(figsize=(9, 5))
     seen: set[str] = set()
     for curve in curves:
         arch = curve["architecture"]
@@ -94,11 +136,13 @@ def _plot_curves(path: Path, curves: list[dict[str, Any]], summary: dict[str, An
             curve["epoch"],
             curve["val_rmse"],
             color=_COLORS.get(arch, "gray"),
-            alpha=0.7,
+            linestyle=_linestyle(arch),
+            alpha=0.75,
             marker=".",
             label=arch if arch not in seen else None,
         )
         seen.add(arch)
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     floor = summary.get("noise_floor_rmse")
     if floor:
         ax.axhline(floor, color="black", linestyle=":", label=f"noise floor {floor:.2f}")
@@ -107,11 +151,16 @@ def _plot_curves(path: Path, curves: list[dict[str, Any]], summary: dict[str, An
         ax.axhline(tfidf, color="gray", linestyle="--", label=f"TF-IDF + ridge (val) {tfidf:.2f}")
     ax.set_xlabel("epoch")
     ax.set_ylabel("validation RMSE")
-    ax.set_title("Learning curves of every trial (ASHA stops the weak ones early)")
-    ax.legend(fontsize=8)
+    scheduler = summary.get("search", {}).get("scheduler")
+    ax.set_title(
+        f"Learning curves of every trial ({(scheduler or 'scheduler').upper()} + patience)\n"
+        + _early_stops(curves, summary.get("search", {}).get("max_epochs")),
+        fontsize=10,
+    )
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0)  # beside the data
     ax.grid(alpha=0.3)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    fig.savefig(path, dpi=110, bbox_inches="tight")
     plt.close(fig)
 
 
@@ -134,9 +183,9 @@ def _plot_architectures(path: Path, rows: list[dict[str, Any]], summary: dict[st
             ax.axhline(value, color="black", linestyle=style, label=f"{label} {value:.2f}")
     ax.set_ylabel(key.replace("_", " "))
     ax.set_title(f"Best trial per architecture ({key.replace('_', ' ')})")
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0)  # beside the bars
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    fig.savefig(path, dpi=110, bbox_inches="tight")
     plt.close(fig)
 
 
@@ -184,7 +233,7 @@ def write_report(directory: str | Path, summary: dict[str, Any], curves: list[di
     (out / "results.json").write_text(
         json.dumps({**summary, "curves": curves}, indent=2, ensure_ascii=False, default=str), encoding="utf-8"
     )
-    (out / "report.md").write_text(_markdown(summary, files), encoding="utf-8")
+    (out / "report.md").write_text(_markdown({**summary, "curves": curves}, files), encoding="utf-8")
     return files
 
 
@@ -264,15 +313,24 @@ def _markdown(summary: dict[str, Any], files: list[str]) -> str:
     if missing:
         lines += ["", f"Not sampled by this search: {', '.join(missing)}."]
     lines += ["", "## Learning curves", ""]
-    lines += ["![learning curves](learning_curves.png)", ""] if "learning_curves.png" in files else ["–", ""]
+    if "learning_curves.png" in files:
+        lines += [
+            _early_stops(summary.get("curves", []), summary.get("search", {}).get("max_epochs")) + ".",
+            "",
+        ]
+        lines += ["![learning curves](learning_curves.png)", ""]
+    else:
+        lines += ["–", ""]
     if "architectures.png" in files:
         lines += ["![architectures](architectures.png)", ""]
     lines += ["## Parameter importances", ""]
     imp = summary.get("importances") or {}
+    note = summary.get("importances_note")
     if imp:
         lines += [
-            "fANOVA on an Optuna study rebuilt from every trial's best val RMSE (a trial ASHA stopped early "
-            "counts with the value it had reached, so importances also reflect how fast a setting learns).",
+            f"{note or 'fANOVA'}, on an Optuna study rebuilt from every trial's best val RMSE (a trial ASHA "
+            "stopped early counts with the value it had reached, so importances also reflect how fast a "
+            "setting learns); only parameters that took more than one value are ranked.",
             "",
             "| parameter | importance |",
             "| --- | ---: |",
@@ -281,5 +339,7 @@ def _markdown(summary: dict[str, Any], files: list[str]) -> str:
             "![importances](importances.png)",
         ]
     else:
-        lines.append("Too few trials (or no variation) to estimate importances.")
+        lines.append(
+            f"Importances {note}." if note else "Too few trials (or no variation) to estimate importances."
+        )
     return "\n".join(lines) + "\n"

@@ -11,7 +11,13 @@ from seqlab.models import TokenizerConfig
 from seqlab.tune.baselines import fit_baselines
 from seqlab.tune.config import SearchSpace, TuneJobConfig
 from seqlab.tune.data import load_corpus, prepare_data
-from seqlab.tune.report import param_importances, write_report
+from seqlab.tune.report import (
+    MIN_IMPORTANCE_TRIALS,
+    _early_stops,
+    importance_note,
+    param_importances,
+    write_report,
+)
 from seqlab.tune.search import architecture_points, build_param_space
 
 
@@ -106,7 +112,26 @@ def test_importances_find_the_parameter_that_matters():
         values.append((2.0 if c["cell"] == "rnn" else 1.0) + rng.normal(0, 0.01))
     imp = param_importances(configs, values, space)
     assert max(imp, key=imp.get) == "cell" and sum(imp.values()) == pytest.approx(1.0)
-    assert param_importances(configs[:2], values[:2], space) == {}
+    few = MIN_IMPORTANCE_TRIALS - 1
+    assert param_importances(configs[:few], values[:few], space) == {}
+    assert f"fewer than the {MIN_IMPORTANCE_TRIALS}" in importance_note(configs[:few], values[:few], {})
+    # a parameter every trial shared is not ranked, however the forest splits
+    same_lr = [{**c, "lr": 1e-3} for c in configs]
+    assert "lr" not in param_importances(same_lr, values, space)
+    assert importance_note(configs, values, imp) == "fANOVA over 30 trials with a result"
+
+
+def test_learning_curve_title_says_what_stopped():
+    curves = [
+        {"epoch": [1, 2, 3, 4], "val_rmse": [1, 1, 1, 1]},
+        {"epoch": [1], "val_rmse": [2]},
+        {"epoch": [1, 2], "val_rmse": [2, 2]},
+        {"epoch": [1], "val_rmse": [2]},
+    ]
+    assert (
+        _early_stops(curves, 4) == "3 of 4 trials stopped before epoch 4 (2 after epoch 1, 1 after epoch 2)"
+    )
+    assert _early_stops(curves[:1], 4) == "all 1 trials ran the full 4 epochs; none was stopped early"
 
 
 def test_report_writes_markdown_json_and_plots(tmp_path):
@@ -143,6 +168,7 @@ def test_report_writes_markdown_json_and_plots(tmp_path):
         "goals": {"beats_tfidf": True, "floor_target": 0.575, "within_15pct_of_floor": False},
         "total_trial_epochs": 3,
         "num_trials": 1,
+        "search": {"scheduler": "asha", "max_epochs": 3},
     }
     curves = [{"trial_id": "t1", "architecture": "BiGRU", "epoch": [1, 2, 3], "val_rmse": [1.0, 0.7, 0.61]}]
     files = write_report(tmp_path, summary, curves)
@@ -152,6 +178,7 @@ def test_report_writes_markdown_json_and_plots(tmp_path):
     md = (tmp_path / "report.md").read_text()
     assert "| BiGRU | 1,234 |" in md and "0.630" in md and "Not sampled by this search: RNN, BiRNN" in md
     assert "**3 trial-epochs**" in md
+    assert "all 1 trials ran the full 3 epochs" in md
     assert json.loads((tmp_path / "results.json").read_text())["curves"][0]["val_rmse"][-1] == 0.61
 
 
@@ -226,3 +253,22 @@ def test_the_config_imports_without_torch():
     code = "import seqlab.tune.config, sys; assert 'torch' not in sys.modules, 'torch was imported'"
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
+
+
+def test_search_uses_the_configured_tpe_and_asha():
+    from ray.tune.schedulers import AsyncHyperBandScheduler
+
+    from seqlab.tune.search import build_search
+
+    cfg = load_config(
+        TuneJobConfig,
+        None,
+        ["--search.tpe_startup_trials=4", "--search.tpe_multivariate=true", "--search.grace_period=1"],
+    )
+    searcher, scheduler = build_search(cfg)
+    sampler = searcher._sampler
+    assert sampler._n_startup_trials == 4 and sampler._multivariate and sampler._group
+    assert isinstance(scheduler, AsyncHyperBandScheduler) and scheduler._max_t == cfg.train.max_epochs
+    assert len(searcher._points_to_evaluate) == 6  # one per architecture (seed_architectures)
+    plain, _ = build_search(load_config(TuneJobConfig, None, ["--search.tpe_multivariate=false"]))
+    assert not plain._sampler._multivariate and not plain._sampler._group

@@ -162,7 +162,7 @@ def wait_until_ready(url: str, timeout_s: float = 300.0) -> None:
 def examples(url: str, args: ServeArgs) -> str:
     """curl and openai-client lines for the routes this app serves."""
     auth = ' -H "Authorization: Bearer $SEQLAB_API_KEY"' if _api_key_set() else ""
-    lines = [f"seqlab is serving at {url}  (OpenAPI: {url}/docs)", ""]
+    lines = [f"seqlab is serving at {url}  (OpenAPI: {url}/docs)", f"playground: {url}/playground", ""]
     if args.scorer:
         body = json.dumps({"texts": ["الذكاء الاصطناعي يغير العالم", "وصفة سهلة للكعك"]}, ensure_ascii=False)
         lines.append(f"curl -s {url}/v1/score -H 'Content-Type: application/json'{auth} -d '{body}'")

@@ -7,6 +7,7 @@ with a short message (never a traceback), an overloaded model 503/429 with ``Ret
 """
 
 import asyncio
+import functools
 import hmac
 import json
 import logging
@@ -19,7 +20,7 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, StreamingResponse
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, StreamingResponse
 from ray import serve
 from ray.serve.handle import DeploymentHandle
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -49,7 +50,17 @@ __all__ = ["API_KEY_ENV", "ApiError", "Ingress", "api"]
 
 log = logging.getLogger("ray.serve")  # Serve writes this logger to the replica logs, with request ids
 API_KEY_ENV = "SEQLAB_API_KEY"
-OPEN_PATHS = frozenset({"/healthz"})  # answered without the API key (load balancers probe it)
+# answered without the API key: load balancers probe /healthz; the playground page holds no secret (it asks
+# for the key and sends it with its own API calls), and / only redirects to it
+OPEN_PATHS = frozenset({"/healthz", "/playground", "/"})
+PLAYGROUND_HEADERS = {
+    "Cache-Control": "no-cache",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+    # offline by construction: the page may load nothing from anywhere but itself and this app
+    "Content-Security-Policy": "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; "
+    "img-src data:; connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'",
+}
 
 _ERRORS = {code: {"model": ErrorResponse} for code in (400, 401, 403, 404, 408, 413, 422, 429, 500, 503)}
 
@@ -185,7 +196,7 @@ def _guard(scope: dict, headers: dict[str, str], state: _EdgeSettings) -> JSONRe
     key = state.api_key
     path, root = scope.get("path", ""), scope.get("root_path", "")
     if root and path.startswith(root):  # the app may live under a route prefix
-        path = path[len(root) :]
+        path = path[len(root) :] or "/"
     if key and path not in OPEN_PATHS:
         header = headers.get("authorization", "")
         scheme, _, token = header.partition(" ")
@@ -204,6 +215,14 @@ def _guard(scope: dict, headers: dict[str, str], state: _EdgeSettings) -> JSONRe
 
 
 api.add_middleware(EdgeMiddleware)
+
+
+@functools.cache
+def playground_html() -> str:
+    """The playground page, shipped with the package (``seqlab/serve/playground/index.html``)."""
+    from importlib.resources import files
+
+    return (files("seqlab.serve") / "playground" / "index.html").read_text(encoding="utf-8")
 
 
 def _sse(payload: Any) -> str:
@@ -392,6 +411,16 @@ class Ingress:
 
     # --- routes ---
 
+    @api.get("/", include_in_schema=False)
+    async def root(self, request: Request) -> RedirectResponse:
+        """The playground page (``/`` is no API route)."""
+        return RedirectResponse(f"{request.scope.get('root_path', '')}/playground", status_code=307)
+
+    @api.get("/playground", response_class=HTMLResponse, tags=["meta"])
+    async def playground(self) -> HTMLResponse:
+        """A page to try the served models in a browser (static HTML + JavaScript, works offline)."""
+        return HTMLResponse(playground_html(), headers=PLAYGROUND_HEADERS)
+
     @api.get("/healthz", response_model=HealthResponse, responses=_ERRORS, tags=["meta"])
     async def healthz(self) -> HealthResponse:
         """Liveness: 200 while the ingress runs (no API key needed)."""
@@ -422,9 +451,14 @@ class Ingress:
                     f"texts[{i}]",
                 )
         scores = await self._scores(body.texts)
+        normalized = None
+        if body.return_normalized:
+            scorer = self._need("scorer")
+            normalized = await self._call(lambda: scorer.prepare.remote(body.texts), "scorer")
         return ScoreResponse(
             scores=scores,
             no_arabic=[not has_arabic(t) for t in body.texts],  # the rule Scorer.no_arabic applies
+            normalized=normalized,
             model=self._model_info("scorer"),
         )
 

@@ -85,6 +85,9 @@ class ErrorResponse(BaseModel):
 
 class ScoreRequest(_Body):
     texts: list[str] = Field(min_length=1, description="raw texts to score (normalized as in training)")
+    return_normalized: bool = Field(
+        False, description="also return each text as the model saw it (after its training normalization)"
+    )
 
     @field_validator("texts")
     @classmethod
@@ -104,6 +107,9 @@ class ScoreResponse(BaseModel):
         default_factory=list,
         description="per text: true when it has no Arabic letter (empty, emoji, Latin only); its score is "
         "then made of unknown tokens only and says nothing about the text's content",
+    )
+    normalized: list[str] | None = Field(
+        None, description="per text, what the model saw (only with return_normalized: true; else null)"
     )
     model: ModelInfo
 

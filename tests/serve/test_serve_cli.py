@@ -69,6 +69,10 @@ def test_seqlab_serve_runs_prints_examples_and_stops_on_ctrl_c(artifacts):
             lines.append(proc.stdout.readline())
         printed = "".join(lines)
         assert f"curl -s {url}/v1/score" in printed and f"{url}/v1/completions" in printed
+        assert f"playground: {url}/playground" in printed
+        root = httpx.get(f"{url}/", timeout=60, follow_redirects=False)  # no route prefix here
+        assert root.status_code == 307 and root.headers["location"] == "/playground"
+        assert httpx.get(f"{url}/playground", timeout=60).status_code == 200
         resp = httpx.post(f"{url}/v1/score", json={"texts": ["تعمل الشركة على تطوير خوارزمية"]}, timeout=60)
         assert resp.status_code == 200 and len(resp.json()["scores"]) == 1
         resp = httpx.post(

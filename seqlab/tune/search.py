@@ -40,6 +40,7 @@ __all__ = [
     "TrialRecord",
     "architecture_points",
     "build_param_space",
+    "build_search",
     "build_tuner",
     "collect_trials",
     "load_trial_model",
@@ -67,15 +68,33 @@ def build_param_space(space: SearchSpace) -> dict[str, Any]:
     return params
 
 
-def architecture_points(space: SearchSpace) -> list[dict[str, Any]]:
-    """One starting trial per architecture (cell x direction) in ``space``, other parameters at the
-    middle of their lists and ``lr`` at the geometric middle of its bounds.
+def _nearest(values: list[Any], preferred: Any) -> Any:
+    """``preferred`` if listed, else the listed number closest to it (by ratio), else the middle value."""
+    if preferred in values:
+        return preferred
+    numbers = [v for v in values if isinstance(v, int | float) and not isinstance(v, bool) and v > 0]
+    if numbers and isinstance(preferred, int | float) and preferred > 0:
+        return min(numbers, key=lambda v: abs(np.log(v / preferred)))
+    return values[len(values) // 2]
+
+
+def architecture_points(space: SearchSpace, preferred: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+    """One starting trial per architecture (cell x direction) in ``space``, the other parameters at
+    ``preferred`` (snapped to the nearest value in the space; by default
+    :data:`seqlab.tune.config.KNOWN_GOOD`, via ``search.seed_values``) or, where ``preferred`` leaves one
+    out, at the middle of its list and ``lr`` at the geometric middle of its bounds.
 
     Evaluated first (``points_to_evaluate``), they guarantee the report's per-architecture table a row for
-    each of RNN, BiRNN, GRU, BiGRU, LSTM, BiLSTM before the searcher starts exploiting.
+    each of RNN, BiRNN, GRU, BiGRU, LSTM, BiLSTM before the searcher starts exploiting, and with good
+    settings they give the searcher strong results to start from instead of spending its first trials.
     """
-    middle = {name: getattr(space, name)[len(getattr(space, name)) // 2] for name in CHOICE_KEYS}
-    middle["lr"] = (space.lr[0] * space.lr[1]) ** 0.5
+    preferred = preferred or {}
+    middle = {}
+    for name in CHOICE_KEYS:
+        values = list(dict.fromkeys(getattr(space, name)))
+        middle[name] = _nearest(values, preferred[name]) if name in preferred else values[len(values) // 2]
+    low, high = space.lr
+    middle["lr"] = float(np.clip(preferred["lr"], low, high)) if "lr" in preferred else (low * high) ** 0.5
     searched = [k for k, v in build_param_space(space).items() if isinstance(v, tune.search.sample.Domain)]
     points = []
     for cell in dict.fromkeys(space.cell):
@@ -161,25 +180,31 @@ def _trainable(cfg: TuneJobConfig, data: EncodedCorpus):
     return tune.with_resources(fn, resources)
 
 
-def build_tuner(cfg: TuneJobConfig, data: EncodedCorpus, storage_path: str, callbacks: list | None = None):
-    """A ready-to-``fit()`` ``ray.tune.Tuner`` for ``cfg`` (smoke reductions must already be applied).
-
-    Args:
-        cfg: the job config.
-        data: the encoded corpus every trial trains on.
-        storage_path: Tune storage (local dir or URI); the experiment lands in ``storage_path/cfg.run.name``.
-        callbacks: extra ``ray.tune.Callback`` objects.
-    """
+def build_search(cfg: TuneJobConfig):
+    """The ``(search_alg, scheduler)`` pair of ``cfg.search``: ``OptunaSearch`` with a seeded
+    ``TPESampler`` (its start-up trials, multivariate/grouped if asked) or random sampling; ASHA on the
+    ``epoch`` counter up to ``train.max_epochs``, or FIFO. ``seed_architectures`` adds
+    :func:`architecture_points` as the first trials of either."""
     from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
     from ray.tune.search.basic_variant import BasicVariantGenerator
     from ray.tune.search.optuna import OptunaSearch
 
-    # Every epoch checkpoints by design; Tune's "snapshotting too often" warning would repeat all run long.
-    os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
     search = cfg.search
-    points = architecture_points(search.space) if search.seed_architectures else None
+    points = architecture_points(search.space, search.seed_values) if search.seed_architectures else None
     if search.algorithm == "optuna":
-        searcher = OptunaSearch(seed=search.seed, points_to_evaluate=points)
+        import warnings
+
+        import optuna
+
+        with warnings.catch_warnings():  # multivariate/group TPE are "experimental" in Optuna's terms
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            sampler = optuna.samplers.TPESampler(
+                seed=search.seed,
+                n_startup_trials=search.tpe_startup_trials,
+                multivariate=search.tpe_multivariate,
+                group=search.tpe_multivariate,
+            )
+        searcher = OptunaSearch(sampler=sampler, points_to_evaluate=points)
     else:
         searcher = BasicVariantGenerator(
             random_state=search.seed, max_concurrent=search.max_concurrent or 0, points_to_evaluate=points
@@ -193,6 +218,22 @@ def build_tuner(cfg: TuneJobConfig, data: EncodedCorpus, storage_path: str, call
         )
     else:
         scheduler = FIFOScheduler()
+    return searcher, scheduler
+
+
+def build_tuner(cfg: TuneJobConfig, data: EncodedCorpus, storage_path: str, callbacks: list | None = None):
+    """A ready-to-``fit()`` ``ray.tune.Tuner`` for ``cfg`` (smoke reductions must already be applied).
+
+    Args:
+        cfg: the job config.
+        data: the encoded corpus every trial trains on.
+        storage_path: Tune storage (local dir or URI); the experiment lands in ``storage_path/cfg.run.name``.
+        callbacks: extra ``ray.tune.Callback`` objects.
+    """
+    # Every epoch checkpoints by design; Tune's "snapshotting too often" warning would repeat all run long.
+    os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
+    search = cfg.search
+    searcher, scheduler = build_search(cfg)
     stop = TrialEpochBudget(search.max_trial_epochs) if search.max_trial_epochs else None
     return tune.Tuner(
         _trainable(cfg, data),

@@ -195,6 +195,19 @@ def test_architecture_points_cover_each_cell_and_direction_once():
     assert all("pooling" not in p for p in points)  # a constant is not a searched parameter
 
 
+def test_architecture_points_start_from_the_known_good_values_snapped_to_the_space():
+    from seqlab.tune.config import KNOWN_GOOD
+
+    space = SearchSpace(hidden=[16, 32, 64], embed_dim=[32, 64], pooling=["mean", "max"], lr=(1e-4, 2e-3))
+    points = architecture_points(space, KNOWN_GOOD)
+    assert len(points) == 6 and len({(p["cell"], p["bidirectional"]) for p in points}) == 6
+    # hidden 128 and embed_dim 128 are not in the space: the nearest values; attention is not either: the
+    # middle pooling; lr 3e-3 is above the bounds: clipped.
+    assert all(p["hidden"] == 64 and p["embed_dim"] == 64 and p["dropout"] == 0.1 for p in points)
+    assert all(p["pooling"] == "max" and p["batch_size"] == 16 and p["lr"] == 2e-3 for p in points)
+    assert load_config(TuneJobConfig).search.seed_values == KNOWN_GOOD  # what the job seeds with
+
+
 @pytest.mark.parametrize(
     "damage, says",
     [

@@ -8,6 +8,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 
 import httpx
@@ -44,16 +45,24 @@ def test_a_busy_port_is_named(capsys, artifacts):
 
 
 @pytest.mark.slow
-def test_seqlab_serve_runs_prints_examples_and_stops_on_ctrl_c(artifacts):
+def test_seqlab_serve_runs_prints_examples_and_stops_on_ctrl_c(artifacts, tmp_path):
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
     env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
     cmd = [sys.executable, "-m", "seqlab", "serve", "--scorer", str(artifacts["scorer"])]
     cmd += ["--generator", str(artifacts["generator"]), "--port", str(port), "--num-cpus", "2"]
+    # stderr to a file, not a pipe: Ray and Serve log there, and a pipe nobody reads until the end fills
+    # (64 KiB) and blocks the server mid-shutdown, which reads as "Ctrl-C does not stop it"
+    stderr = open(tmp_path / "serve.stderr", "w+", encoding="utf-8")
     proc = subprocess.Popen(
-        cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, start_new_session=True
+        cmd, stdout=subprocess.PIPE, stderr=stderr, text=True, env=env, start_new_session=True
     )
+
+    def err() -> str:
+        stderr.flush()
+        return (tmp_path / "serve.stderr").read_text(encoding="utf-8")
+
     try:
         lines, url = [], None
         deadline = time.monotonic() + 300
@@ -64,10 +73,12 @@ def test_seqlab_serve_runs_prints_examples_and_stops_on_ctrl_c(artifacts):
             lines.append(line)
             found = re.search(r"seqlab is serving at (\S+)", line)
             url = found.group(1) if found else None
-        assert url == f"http://127.0.0.1:{port}", "".join(lines) + proc.stderr.read()
+        assert url == f"http://127.0.0.1:{port}", "".join(lines) + err()
         while not lines[-1].startswith("Press Ctrl-C"):
             lines.append(proc.stdout.readline())
         printed = "".join(lines)
+        # keep reading stdout too (Ray forwards the replicas' output to it), for the same reason as stderr
+        threading.Thread(target=lambda: [None for _ in proc.stdout], daemon=True).start()
         assert f"curl -s {url}/v1/score" in printed and f"{url}/v1/completions" in printed
         assert f"playground: {url}/playground" in printed
         root = httpx.get(f"{url}/", timeout=60, follow_redirects=False)  # no route prefix here
@@ -82,11 +93,16 @@ def test_seqlab_serve_runs_prints_examples_and_stops_on_ctrl_c(artifacts):
         )
         assert resp.status_code == 200 and resp.json()["object"] == "text_completion"
         proc.send_signal(signal.SIGINT)
-        assert proc.wait(timeout=120) == 0
-        assert "stopping Serve" in proc.stderr.read()
+        try:
+            code = proc.wait(timeout=120)
+        except subprocess.TimeoutExpired:
+            pytest.fail("seqlab serve did not stop within 120 s of Ctrl-C; its stderr:\n" + err()[-4000:])
+        assert code == 0, err()[-4000:]
+        assert "stopping Serve" in err()
         with pytest.raises(httpx.HTTPError):
             httpx.get(f"{url}/healthz", timeout=5)
     finally:
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
+        stderr.close()

@@ -241,12 +241,15 @@ def run(args: argparse.Namespace) -> int:
     started = init_ray(num_cpus=args.num_cpus)
     stop = {"now": False}
 
-    def _stop(signum, frame):  # SIGTERM: leave like Ctrl-C
+    def _stop(signum, frame):  # Ctrl-C and SIGTERM: leave the loop, shut Serve down
         stop["now"] = True
 
-    previous = signal.signal(signal.SIGTERM, _stop)
+    previous = {signal.SIGTERM: signal.signal(signal.SIGTERM, _stop)}
     try:
-        url = start_local(cfg, http, name=args.name)
+        url = start_local(cfg, http, name=args.name)  # Ctrl-C here: KeyboardInterrupt, as usual
+        # Once serving, our own SIGINT handler (as uvicorn has): whatever Ray, Serve or a parent process left
+        # on SIGINT (another handler, or SIG_IGN in a background job), Ctrl-C now stops the server.
+        previous[signal.SIGINT] = signal.signal(signal.SIGINT, _stop)
         print(examples(url, cfg), flush=True)
         print("\nPress Ctrl-C to stop.", flush=True)
         while not stop["now"]:
@@ -254,7 +257,8 @@ def run(args: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         pass
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
         print("stopping Serve...", file=sys.stderr, flush=True)
         try:
             serve.shutdown()

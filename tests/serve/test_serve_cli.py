@@ -56,7 +56,14 @@ def test_seqlab_serve_runs_prints_examples_and_stops_on_ctrl_c(artifacts, tmp_pa
     # (64 KiB) and blocks the server mid-shutdown, which reads as "Ctrl-C does not stop it"
     stderr = open(tmp_path / "serve.stderr", "w+", encoding="utf-8")
     proc = subprocess.Popen(
-        cmd, stdout=subprocess.PIPE, stderr=stderr, text=True, env=env, start_new_session=True
+        cmd,
+        stdout=subprocess.PIPE,
+        stderr=stderr,
+        text=True,
+        env=env,
+        start_new_session=True,
+        # as in a terminal: a pytest started in the background (CI, nohup) ignores SIGINT, and so would its child
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
 
     def err() -> str:

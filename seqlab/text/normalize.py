@@ -269,12 +269,13 @@ def _remove_urls_bytes(data: bytes, regex: re.Pattern[bytes], stops: bytes) -> b
     needles = data.count(b"://") + data.count(b"w.") + data.count(b"W.")
     if needles * _URL_TOKEN_BYTES > len(data):  # URLs everywhere: one regex scan is cheaper than many tokens
         return regex.sub(b"", data)
+    singles = [stops[i : i + 1] for i in range(len(stops))]
     spans = set()  # (start, end) of each token holding a needle
     for needle in (b"://", b"w.", b"W."):
         pos = data.find(needle)
         while pos != -1:
-            start = max(data.rfind(bytes([c]), 0, pos) for c in stops) + 1  # -1 + 1: the start of data
-            ends = [e for e in (data.find(bytes([c]), pos) for c in stops) if e != -1]
+            start = max(data.rfind(c, 0, pos) for c in singles) + 1  # -1 + 1: the start of data
+            ends = [e for e in (data.find(c, pos) for c in singles) if e != -1]
             end = min(ends, default=len(data))
             spans.add((start, end))
             pos = data.find(needle, end)
@@ -288,17 +289,26 @@ def _remove_urls_bytes(data: bytes, regex: re.Pattern[bytes], stops: bytes) -> b
     return b"".join(out)
 
 
-def _finish_bytes(data: bytes, plan: _Plan) -> bytes:
-    """URL removal and whitespace collapse on alphabet bytes: ``_normalize``'s last two steps."""
+def _finish_bytes(data: bytes, plan: _Plan, batch: bool = False) -> bytes:
+    """URL removal and whitespace collapse on alphabet bytes: ``_normalize``'s last two steps.
+
+    With ``batch``, ``data`` is rows joined by ``_SEP``: a URL also ends at the separator and at a marker
+    (so a marked row stays marked), and each row's leading and trailing spaces go, not only the ends'.
+    """
+    regex, stops = (_URL_BATCH_RE, b" " + _SEP.encode()) if batch else (_URL_BYTES_RE, b" ")
     if plan.remove_urls and (b"://" in data or b"w." in data or b"W." in data):
-        if plan.collapse_whitespace:  # every whitespace character is a space by now
-            data = _remove_urls_bytes(data, _URL_BYTES_RE, b" ")
+        if plan.collapse_whitespace:  # every whitespace character is a space (or the separator) by now
+            data = _remove_urls_bytes(data, regex, stops)
         else:
-            data = _URL_BYTES_RE.sub(b"", data)
+            data = regex.sub(b"", data)
     if plan.collapse_whitespace:
         while b"  " in data:
             data = data.replace(b"  ", b" ")
-        data = data.strip(b" ")
+        if batch:
+            sep = _SEP.encode()
+            data = data.replace(b" " + sep, sep).replace(sep + b" ", sep).removeprefix(b" ")
+        else:
+            data = data.strip(b" ")
     return data
 
 
@@ -433,9 +443,7 @@ def _normalize_arrow(array: Any, plan: _Plan) -> Any:
     data = array.buffers()[2]
     raw = np.frombuffer(data, dtype=np.uint8)[offsets[0] : offsets[-1]] if data is not None and n else None
     if plan.batch_table is None or raw is None or (raw == ord(_SEP)).any():
-        return pa.array(
-            [None if v is None else _normalize(v, plan) for v in array.to_pylist()], type=array.type
-        )
+        return _per_row(array, plan)
     # Rows joined, each followed by the separator: (total_bytes + n,)
     joined = np.empty(len(raw) + n, dtype=np.uint8)
     ends = offsets[1:] - offsets[0] + np.arange(1, n + 1)  # position just past each row's separator
@@ -445,7 +453,7 @@ def _normalize_arrow(array: Any, plan: _Plan) -> Any:
     joined[ends - 1] = ord(_SEP)
     text = joined.tobytes().decode("utf-8")
     encoded = codecs.charmap_encode(text, "seqlab-normalize", _ENCODING_MAP)[0]
-    done = _finish_bytes_batch(encoded.translate(plan.batch_table, plan.byte_delete), plan)
+    done = _finish_bytes(encoded.translate(plan.batch_table, plan.byte_delete), plan, batch=True)
     out = codecs.charmap_decode(done, "strict", ALPHABET)[0].encode("utf-8")
     buf = np.frombuffer(out, dtype=np.uint8)
     seps = np.flatnonzero(buf == ord(_SEP))  # (n,): one per row, in order
@@ -465,30 +473,17 @@ def _normalize_arrow(array: Any, plan: _Plan) -> Any:
         rows = np.unique(np.searchsorted(seps, marked))
         mask = np.zeros(n, dtype=bool)
         mask[rows] = True
-        originals = array.take(pa.array(rows)).to_pylist()
-        redone = pa.array([None if v is None else _normalize(v, plan) for v in originals], type=array.type)
-        result = pc.replace_with_mask(result, pa.array(mask), redone)
+        result = pc.replace_with_mask(result, pa.array(mask), _per_row(array.take(pa.array(rows)), plan))
     if array.null_count:
         result = pc.if_else(array.is_valid(), result, pa.scalar(None, array.type))
     return result
 
 
-def _finish_bytes_batch(data: bytes, plan: _Plan) -> bytes:
-    """:func:`_finish_bytes` over separator-joined rows: a row's leading and trailing spaces go too."""
-    if plan.remove_urls and (b"://" in data or b"w." in data or b"W." in data):
-        # the regex stops at a marker too, so a marked row stays marked
-        if plan.collapse_whitespace:
-            data = _remove_urls_bytes(data, _URL_BATCH_RE, b" " + _SEP.encode())
-        else:
-            data = _URL_BATCH_RE.sub(b"", data)
-    if plan.collapse_whitespace:
-        while b"  " in data:
-            data = data.replace(b"  ", b" ")
-        sep = _SEP.encode()
-        data = data.replace(b" " + sep, sep).replace(sep + b" ", sep)
-        if data.startswith(b" "):
-            data = data[1:]
-    return data
+def _per_row(array: Any, plan: _Plan) -> Any:
+    """``normalize`` on each row of an Arrow string array, one by one (nulls stay null)."""
+    import pyarrow as pa
+
+    return pa.array([None if v is None else _normalize(v, plan) for v in array.to_pylist()], type=array.type)
 
 
 def _mark_outside_alphabet(error: UnicodeError) -> tuple[str, int]:

@@ -20,12 +20,14 @@ contender's time is the best of ``--repeat`` passes; the process is pinned to on
 from __future__ import annotations
 
 import argparse
+import functools
 import os
 import random
 import re
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from typing import Any
 
 from seqlab.text.normalize import URL_PATTERN
 
@@ -169,11 +171,12 @@ def one_core() -> Iterator[str]:
         os.sched_setaffinity(0, before)
 
 
-def best_time(fn: Callable[[str], str], docs: list[str], repeat: int) -> tuple[float, list[str]]:
-    best, out = float("inf"), []
+def best_time(run: Callable[[], Any], repeat: int) -> tuple[float, Any]:
+    """The fastest of ``repeat`` calls of ``run`` (seconds) and what the last one returned."""
+    best, out = float("inf"), None
     for _ in range(repeat):
         start = time.perf_counter()
-        out = [fn(d) for d in docs]
+        out = run()
         best = min(best, time.perf_counter() - start)
     return best, out
 
@@ -196,32 +199,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=0, help="shuffle seed")
 
 
-def _batch_contender(docs: list[str]) -> Callable[[str], str]:
-    """``normalize_batch`` over one Arrow column holding every document (built before the clock starts);
-    :func:`best_time` calls it once per pass with the marker ``_WHOLE_COLUMN``."""
-    import pyarrow as pa
-
-    from seqlab.text import normalize_batch
-
-    table = pa.table({"text": docs})
-    return lambda _: normalize_batch(table)["text_norm"]
-
-
-_WHOLE_COLUMN = object()
-
-
-def _time(fn: Callable, docs: list[str], repeat: int, whole_column: bool) -> tuple[float, list[str]]:
-    if not whole_column:
-        return best_time(fn, docs, repeat)
-    best, out = float("inf"), []
-    for _ in range(repeat):
-        start = time.perf_counter()
-        result = fn(_WHOLE_COLUMN)
-        best = min(best, time.perf_counter() - start)
-        out = result.to_pylist()  # for the output check, off the clock
-    return best, out
-
-
 def run(args: argparse.Namespace) -> int:
     if args.mb <= 0 or args.repeat < 1 or args.doc_chars < 0:
         raise SystemExit("seqlab bench normalize: --mb must be > 0, --repeat >= 1, --doc-chars >= 0")
@@ -232,23 +209,31 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _each(fn: Callable[[str], str], docs: list[str]) -> list[str]:
+    return [fn(d) for d in docs]
+
+
 def _run_one(kind: str, args: argparse.Namespace) -> list[str]:
-    from seqlab.text import normalize
+    import pyarrow as pa
+
+    from seqlab.text import normalize, normalize_batch
 
     docs = build_documents(int(args.mb * 1_000_000), args.doc_chars, args.seed, TEXTS[kind])
     n_chars = sum(map(len, docs))
     n_bytes = sum(len(d.encode("utf-8")) for d in docs)
-    contenders = [
-        ("seqlab.text.normalize", normalize, False),
-        ("seqlab normalize_batch", _batch_contender(docs), True),
-        ("seed re.sub chain", seed_chain(), False),
-        ("PyArabic chain", pyarabic_chain(), False),
-        ("PyArabic 3 steps", pyarabic_steps(), False),
-    ]
+    table = pa.table({"text": docs})  # the column is built off the clock, as Ray Data hands it over
+    runs = {
+        "seqlab.text.normalize": functools.partial(_each, normalize, docs),
+        "seqlab normalize_batch": lambda: normalize_batch(table)["text_norm"],
+        "seed re.sub chain": functools.partial(_each, seed_chain(), docs),
+        "PyArabic chain": functools.partial(_each, pyarabic_chain(), docs),
+        "PyArabic 3 steps": functools.partial(_each, pyarabic_steps(), docs),
+    }
     results = {}
     with one_core() as pinned:
-        for name, fn, whole in contenders:
-            results[name] = _time(fn, docs, args.repeat, whole)
+        for name, run in runs.items():
+            secs, out = best_time(run, args.repeat)
+            results[name] = (secs, out if isinstance(out, list) else out.to_pylist())  # checked off the clock
     print(
         f"\nnormalize, {kind} text: {n_bytes / 1e6:.1f} MB UTF-8, {n_chars:,} chars in {len(docs):,} documents "
         f"(~{args.doc_chars or n_chars} chars each), best of {args.repeat}, {pinned}"

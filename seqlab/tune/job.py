@@ -78,7 +78,9 @@ def run_tune_job(cfg: TuneJobConfig, resume: bool = False, overwrite: bool = Fal
         if resume and tune.Tuner.can_restore(artifacts.resolve(experiment)):
             tuner = restore_tuner(experiment, run_cfg, corpus.encoded)
         elif resume:  # stopped (or killed) before Tune saved its first state: nothing ran, start afresh
-            log.warning("%s holds no saved search state yet; starting the search from the beginning", experiment)
+            log.warning(
+                "%s holds no saved search state yet; starting the search from the beginning", experiment
+            )
             tuner = build_tuner(run_cfg, corpus.encoded, storage)
         else:
             if tune.Tuner.can_restore(artifacts.resolve(experiment)):
@@ -240,7 +242,7 @@ def _search_summary(grid, cfg, corpus, records, rows, best_row, baselines, elaps
         "noise_floor_rmse": corpus.noise_floor_rmse,
         "goals": _goals(best_row, baselines, corpus.noise_floor_rmse),
         "importances": importances,
-        "importances_note": importance_note(configs, values, importances),
+        "importances_note": importance_note(values, importances),
         "experiment": str(grid.experiment_path),
     }
 
@@ -258,7 +260,9 @@ def _learning_curves(records) -> list[dict[str, Any]]:
     ]
 
 
-def _export_best(directory: str, model, record, metrics: dict[str, float], cfg: TuneJobConfig, corpus) -> None:
+def _export_best(
+    directory: str, model, record, metrics: dict[str, float], cfg: TuneJobConfig, corpus
+) -> None:
     """Save the winning trial as a scorer artifact, with the normalization its text column was made with."""
     from tokenizers import Tokenizer
 

@@ -62,7 +62,7 @@ def param_importances(
         distributions["lr"] = FloatDistribution(space.lr[0], space.lr[1], log=True)
     pairs = [(c, v) for c, v in zip(configs, values, strict=True) if math.isfinite(v)]
     # only what the trials really varied: a parameter every trial shared explains nothing
-    distributions = {k: d for k, d in distributions.items() if len({_key(c[k]) for c, _ in pairs}) > 1}
+    distributions = {k: d for k, d in distributions.items() if len({repr(c[k]) for c, _ in pairs}) > 1}
     if len(pairs) < MIN_IMPORTANCE_TRIALS or not distributions:
         return {}
     optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -81,11 +81,7 @@ def param_importances(
         return {}
 
 
-def _key(value: Any) -> Any:
-    return repr(value)
-
-
-def importance_note(configs: list[dict[str, Any]], values: list[float], importances: dict[str, float]) -> str:
+def importance_note(values: list[float], importances: dict[str, float]) -> str:
     """One sentence for the report: what the importances rest on, or why there are none."""
     finished = sum(1 for v in values if math.isfinite(v))
     if importances:

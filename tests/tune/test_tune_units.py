@@ -114,11 +114,11 @@ def test_importances_find_the_parameter_that_matters():
     assert max(imp, key=imp.get) == "cell" and sum(imp.values()) == pytest.approx(1.0)
     few = MIN_IMPORTANCE_TRIALS - 1
     assert param_importances(configs[:few], values[:few], space) == {}
-    assert f"fewer than the {MIN_IMPORTANCE_TRIALS}" in importance_note(configs[:few], values[:few], {})
+    assert f"fewer than the {MIN_IMPORTANCE_TRIALS}" in importance_note(values[:few], {})
     # a parameter every trial shared is not ranked, however the forest splits
     same_lr = [{**c, "lr": 1e-3} for c in configs]
     assert "lr" not in param_importances(same_lr, values, space)
-    assert importance_note(configs, values, imp) == "fANOVA over 30 trials with a result"
+    assert importance_note(values, imp) == "fANOVA over 30 trials with a result"
 
 
 def test_learning_curve_title_says_what_stopped():

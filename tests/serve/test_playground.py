@@ -171,6 +171,15 @@ def set_field(driver, css: str, value: str) -> None:
         field.send_keys(value)
 
 
+def fill_generate(driver, url: str, strategy: str, fields: dict[str, str]) -> None:
+    """Open the page and fill the generate form: the prompt, the strategy, then ``{css: value}``."""
+    open_page(driver, url)
+    set_field(driver, "#prompt", PROMPT)
+    find(driver, f"#strategy option[value={strategy}]").click()
+    for css, value in fields.items():
+        set_field(driver, css, value)
+
+
 def generate(driver, shot: Path | None = None) -> None:
     """Click generate and wait for the end; ``shot``: a screenshot while it streams, if caught in time."""
     find(driver, "#generate-btn").click()
@@ -289,10 +298,7 @@ window.__observer.observe(target, {childList: true, subtree: true, characterData
 @pytest.mark.browser
 def test_generated_tokens_stream_into_the_page(browser, url, shots):
     driver = browser
-    open_page(driver, url)
-    set_field(driver, "#prompt", PROMPT)
-    find(driver, "#strategy option[value=greedy]").click()
-    set_field(driver, "#max_new_tokens", "100")
+    fill_generate(driver, url, "greedy", {"#max_new_tokens": "100"})
     driver.execute_script(OBSERVE)
     generate(driver, shot=shots / "04-generate-streaming.png")
     assert state(driver) == "done", text_of(find(driver, "#gen-error"))
@@ -313,16 +319,8 @@ def test_generated_tokens_stream_into_the_page(browser, url, shots):
 @pytest.mark.browser
 def test_reranked_candidates_come_best_first_and_copy_as_curl(browser, url, shots):
     driver = browser
-    open_page(driver, url)
-    set_field(driver, "#prompt", PROMPT)
-    find(driver, "#strategy option[value=sample]").click()
-    for css, value in (
-        ("#temperature", "1.5"),
-        ("#num_candidates", "3"),
-        ("#seed", "3"),
-        ("#max_new_tokens", "10"),
-    ):
-        set_field(driver, css, value)
+    fields = {"#temperature": "1.5", "#num_candidates": "3", "#seed": "3", "#max_new_tokens": "10"}
+    fill_generate(driver, url, "sample", fields)
     find(driver, "#rerank").click()
     generate(driver)
     assert state(driver) == "done", text_of(find(driver, "#gen-error"))

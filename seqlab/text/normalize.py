@@ -16,9 +16,11 @@ by the fastest of three equivalent routes:
   folds of presentation forms).
 
 Tests check that the three give the same result on arbitrary Unicode. :func:`normalize_batch` on an
-Arrow column runs the first route once over the whole column (rows joined by a separator the maps leave
-alone), and only the rows holding a character outside the alphabet go through :func:`normalize` one
-by one.
+Arrow column never builds a ``str``: it works on the column's UTF-8 buffer with NumPy, in groups of rows
+that fit the CPU's L2 cache (:func:`_normalize_arrow`): ASCII and the Arabic block through two
+``bytes.translate`` tables, the rare other characters at their positions only, deletions marked with a
+byte UTF-8 never holds and dropped by one more translate, which carries the row offsets along. Only the
+rows holding a character whose normalized form is longer (a ligature) go through :func:`normalize`.
 
 Then URLs are removed (a regex, skipped when the text has no ``://`` and no ``w.``) and whitespace is
 collapsed (the table already turned every whitespace character into a space, so this is only runs of
@@ -115,7 +117,6 @@ ALPHABET = _chars((0, 0x7F)) + _ARABIC_TEXT
 if len(ALPHABET) != 256 or len(set(ALPHABET)) != 256:  # pragma: no cover - a guard on the literal above
     raise AssertionError(f"the fast-path alphabet must be 256 distinct characters, not {len(set(ALPHABET))}")
 _ENCODING_MAP = codecs.charmap_build(ALPHABET)
-_SEP = "\x1e"  # joins the rows of a batch: whitespace (so a URL ends there), and no map touches it in a batch
 _WHITESPACE_BYTES = bytes(b for b, c in enumerate(ALPHABET) if c.isspace())
 
 
@@ -125,7 +126,11 @@ def _url_bytes_re(stops: bytes) -> re.Pattern[bytes]:
 
 
 _URL_BYTES_RE = _url_bytes_re(_WHITESPACE_BYTES)
-_URL_BATCH_RE = _url_bytes_re(_WHITESPACE_BYTES + b"\x00")  # a batch's marker ends a URL too
+_URL_UTF8_RE = _url_bytes_re(b" ")  # over a batch's UTF-8, where the space is the only whitespace left
+_LETTER_BYTE = np.zeros(256, dtype=bool)  # [A-Za-z] and [A-Za-z0-9+.-], URL_PATTERN's scheme, by byte
+_LETTER_BYTE[[*range(0x41, 0x5B), *range(0x61, 0x7B)]] = True
+_SCHEME_BYTE = _LETTER_BYTE.copy()
+_SCHEME_BYTE[[*range(0x30, 0x3A), *b"+.-"]] = True
 
 _BMP = 0x10000
 _IDENTITY: list[int] = list(range(_BMP))  # shared int objects for every table
@@ -147,7 +152,7 @@ class _Plan:
     collapse_whitespace: bool
     byte_table: bytes | None  # the alphabet route's bytes.translate table (None: a map leaves the alphabet)
     byte_delete: bytes  # the alphabet bytes the switches delete
-    batch_table: bytes | None  # byte_table, but leaving the row separator alone
+    utf8: _Utf8Maps | None  # the batch route's tables over UTF-8 (None: a map it cannot express)
 
 
 def _char_map(sw: dict[str, bool]) -> dict[str, str]:
@@ -200,10 +205,6 @@ def _plan(char_key: tuple[bool, ...]) -> _Plan:
             table[code], lut[code] = dst, _LUT_SLOW
     lut.setflags(write=False)
     byte_table, byte_delete = _byte_maps(m)
-    batch_table = None
-    if byte_table is not None:
-        sep = ALPHABET.index(_SEP)
-        batch_table = byte_table[:sep] + bytes([sep]) + byte_table[sep + 1 :]
     return _Plan(
         table=table,
         lut=lut,
@@ -212,7 +213,7 @@ def _plan(char_key: tuple[bool, ...]) -> _Plan:
         collapse_whitespace=sw["collapse_whitespace"],
         byte_table=byte_table,
         byte_delete=byte_delete,
-        batch_table=batch_table,
+        utf8=_utf8_maps(m, sw),
     )
 
 
@@ -229,6 +230,81 @@ def _byte_maps(m: dict[str, str]) -> tuple[bytes | None, bytes]:
         else:
             return None, b""
     return bytes(table), bytes(delete)
+
+
+_GONE = 0xFF  # never a byte of UTF-8: the batch route marks a byte it deletes with it
+_MOVED = 0xFE  # never one either: a block character mapped to one with another lead byte (rare: ٱ ة ؤ ئ)
+
+
+@dataclass(frozen=True)
+class _Utf8Maps:
+    """A switch combination's char map as tables over UTF-8 bytes, for :func:`_normalize_arrow`.
+
+    ASCII and the Arabic block (U+0600..U+06FF: a lead byte 0xD8..0xDB and one continuation byte) are
+    mapped densely with ``bytes.translate``; every other character the map touches is rare in Arabic text
+    and is looked up in the plan's UTF-16 table at its positions only. A deleted byte is overwritten with
+    ``_GONE`` and dropped by the translate that compacts the column.
+
+    A block character is keyed by one byte, ``(lead << 6) + continuation`` wrapped to 8 bits, which is its
+    offset in the block + 0x80 (mod 256): two NumPy operations, where the offset itself takes four.
+    """
+
+    ascii_table: bytes | None  # byte < 0x80 -> its map, bytes >= 0x80 unchanged (None: ASCII untouched)
+    ascii_deleted: tuple[tuple[int, int], ...]  # the ASCII bytes the map deletes, as inclusive ranges
+    cont_table: bytes | None  # block key -> new continuation byte, _GONE if deleted, _MOVED (None: untouched)
+    block_deletes: bool  # some block character is deleted
+    moved: np.ndarray | None  # (256, 2) uint8: block key -> new lead and continuation, for the _MOVED ones
+    others: bool  # the map touches a character outside ASCII and the block
+
+    @property
+    def deleted_bytes(self) -> bytes:
+        """What the compacting translate deletes: the mark and the deleted ASCII bytes."""
+        return bytes([_GONE, *(b for lo, hi in self.ascii_deleted for b in range(lo, hi + 1))])
+
+
+def _utf8_maps(m: dict[str, str], sw: dict[str, bool]) -> _Utf8Maps | None:
+    """The batch route's tables for char map ``m``, or None where they cannot express it: an ASCII or block
+    character mapped out of its range, or URL removal without whitespace collapse (then a URL also ends at
+    non-ASCII whitespace, which the batch's byte-level token search does not look for)."""
+    if sw["remove_urls"] and not sw["collapse_whitespace"]:
+        return None
+    ascii_table, ascii_gone = bytearray(range(256)), []
+    for c in range(0x80):
+        out = m.get(chr(c), chr(c))
+        if out == "":
+            ascii_gone.append(c)
+        elif len(out) == 1 and ord(out) < 0x80:
+            ascii_table[c] = ord(out)
+        else:
+            return None
+    unmapped = bytes(0x80 | (k & 0x3F) for k in range(256))  # a block key's own continuation byte
+    cont_table, moved = bytearray(unmapped), np.zeros((256, 2), dtype=np.uint8)
+    for offset in range(0x100):
+        out = m.get(chr(0x600 + offset), chr(0x600 + offset))
+        key = (offset + 0x80) & 0xFF
+        if out == "":
+            cont_table[key] = _GONE
+        elif len(out) == 1 and 0x600 <= ord(out) < 0x700:
+            cont_table[key] = 0x80 | (ord(out) & 0x3F)
+            if ord(out) >> 6 != (0x600 + offset) >> 6:
+                cont_table[key] = _MOVED
+                moved[key] = list(out.encode("utf-8"))
+        else:
+            return None
+    ranges: list[tuple[int, int]] = []
+    for b in ascii_gone:
+        if ranges and ranges[-1][1] == b - 1:
+            ranges[-1] = (ranges[-1][0], b)
+        else:
+            ranges.append((b, b))
+    return _Utf8Maps(
+        ascii_table=None if ascii_table == bytes(range(256)) else bytes(ascii_table),
+        ascii_deleted=tuple(ranges),
+        cont_table=None if cont_table == unmapped else bytes(cont_table),
+        block_deletes=_GONE in cont_table,
+        moved=moved if _MOVED in cont_table else None,
+        others=any(not (ord(c) < 0x80 or 0x600 <= ord(c) < 0x700) for c in m),
+    )
 
 
 def _translate(text: str, plan: _Plan) -> str:
@@ -289,26 +365,17 @@ def _remove_urls_bytes(data: bytes, regex: re.Pattern[bytes], stops: bytes) -> b
     return b"".join(out)
 
 
-def _finish_bytes(data: bytes, plan: _Plan, batch: bool = False) -> bytes:
-    """URL removal and whitespace collapse on alphabet bytes: ``_normalize``'s last two steps.
-
-    With ``batch``, ``data`` is rows joined by ``_SEP``: a URL also ends at the separator and at a marker
-    (so a marked row stays marked), and each row's leading and trailing spaces go, not only the ends'.
-    """
-    regex, stops = (_URL_BATCH_RE, b" " + _SEP.encode()) if batch else (_URL_BYTES_RE, b" ")
+def _finish_bytes(data: bytes, plan: _Plan) -> bytes:
+    """URL removal and whitespace collapse on alphabet bytes: ``_normalize``'s last two steps."""
     if plan.remove_urls and (b"://" in data or b"w." in data or b"W." in data):
-        if plan.collapse_whitespace:  # every whitespace character is a space (or the separator) by now
-            data = _remove_urls_bytes(data, regex, stops)
+        if plan.collapse_whitespace:  # every whitespace character is a space by now
+            data = _remove_urls_bytes(data, _URL_BYTES_RE, b" ")
         else:
-            data = regex.sub(b"", data)
+            data = _URL_BYTES_RE.sub(b"", data)
     if plan.collapse_whitespace:
         while b"  " in data:
             data = data.replace(b"  ", b" ")
-        if batch:
-            sep = _SEP.encode()
-            data = data.replace(b" " + sep, sep).replace(sep + b" ", sep).removeprefix(b" ")
-        else:
-            data = data.strip(b" ")
+        data = data.strip(b" ")
     return data
 
 
@@ -424,14 +491,16 @@ def normalize_batch(
     raise TypeError(f"normalize_batch() takes a pandas DataFrame, pyarrow Table or dict, got {type(batch)}")
 
 
-def _normalize_arrow(array: Any, plan: _Plan) -> Any:
-    """One Arrow string array through the alphabet route at once; rows it cannot take go one by one.
+_CHUNK_BYTES = 1 << 17  # rows are normalized in groups of about this much UTF-8: a group's arrays stay in L2
 
-    The rows' UTF-8 is joined by ``_SEP`` and decoded, charmap-encoded (a character outside the alphabet
-    becomes a ``\\x00`` marker through the ``seqlab-normalize`` error handler), translated, stripped of URLs
-    and collapsed as one bytes object, then split back by the separator's positions. A row holding a
-    marker (or ``\\x00`` itself) is replaced by ``normalize(row)``; a column holding the separator character,
-    or a switch set the alphabet cannot express, takes the per-row path entirely.
+
+def _normalize_arrow(array: Any, plan: _Plan) -> Any:
+    """One Arrow string array normalized on its UTF-8 buffer; rows it cannot take go one by one.
+
+    The rows are taken in groups of about ``_CHUNK_BYTES``, each through three vectorized steps over its
+    bytes (:func:`_normalize_utf8`). No ``str`` is built for the column. A row holding a character whose
+    normalized form is longer in UTF-8 (a ligature) is redone by :func:`normalize`, as is the whole array
+    when :class:`_Utf8Maps` cannot express the switches.
     """
     import pyarrow as pa
     import pyarrow.compute as pc
@@ -441,42 +510,221 @@ def _normalize_arrow(array: Any, plan: _Plan) -> Any:
     offsets = np.frombuffer(array.buffers()[1], dtype=np.int64 if large else np.int32)
     offsets = offsets[array.offset : array.offset + n + 1].astype(np.int64)
     data = array.buffers()[2]
-    raw = np.frombuffer(data, dtype=np.uint8)[offsets[0] : offsets[-1]] if data is not None and n else None
-    if plan.batch_table is None or raw is None or (raw == ord(_SEP)).any():
+    if plan.utf8 is None or data is None or not n or offsets[-1] == offsets[0]:
         return _per_row(array, plan)
-    # Rows joined, each followed by the separator: (total_bytes + n,)
-    joined = np.empty(len(raw) + n, dtype=np.uint8)
-    ends = offsets[1:] - offsets[0] + np.arange(1, n + 1)  # position just past each row's separator
-    keep = np.ones(len(joined), dtype=bool)
-    keep[ends - 1] = False
-    joined[keep] = raw
-    joined[ends - 1] = ord(_SEP)
-    text = joined.tobytes().decode("utf-8")
-    encoded = codecs.charmap_encode(text, "seqlab-normalize", _ENCODING_MAP)[0]
-    done = _finish_bytes(encoded.translate(plan.batch_table, plan.byte_delete), plan, batch=True)
-    out = codecs.charmap_decode(done, "strict", ALPHABET)[0].encode("utf-8")
-    buf = np.frombuffer(out, dtype=np.uint8)
-    seps = np.flatnonzero(buf == ord(_SEP))  # (n,): one per row, in order
-    if len(seps) != n:  # pragma: no cover - the separator survives every map by construction
-        raise AssertionError(f"normalize_batch lost row boundaries ({len(seps)} of {n})")
-    new_offsets = np.empty(n + 1, dtype=np.int64)
-    new_offsets[0] = 0
-    new_offsets[1:] = seps - np.arange(n)
-    body = buf[buf != ord(_SEP)]
+    raw = np.frombuffer(data, dtype=np.uint8)
+    cuts = np.unique(np.searchsorted(offsets, np.arange(offsets[0], offsets[-1], _CHUNK_BYTES)))
+    bodies, lengths, slow = [], [np.zeros(1, dtype=np.int64)], []
+    for first, last in zip(cuts.tolist(), [*cuts[1:].tolist(), n], strict=True):
+        rows = offsets[first : last + 1]
+        body, rows_after, slow_rows = _normalize_utf8(raw[rows[0] : rows[-1]], rows - rows[0], plan)
+        bodies.append(body)
+        lengths.append(np.diff(rows_after))
+        slow.append(slow_rows + first)
+    new_offsets = np.cumsum(np.concatenate(lengths), dtype=np.int64 if large else np.int32)
     result = pa.Array.from_buffers(
-        array.type,
-        n,
-        [None, pa.py_buffer(new_offsets.astype(np.int64 if large else np.int32)), pa.py_buffer(body)],
+        array.type, n, [None, pa.py_buffer(new_offsets), pa.py_buffer(b"".join(bodies))]
     )
-    marked = np.flatnonzero(buf == 0)
-    if len(marked):  # rows with a character outside the alphabet (or a NUL): the general route
-        rows = np.unique(np.searchsorted(seps, marked))
+    redo = np.concatenate(slow)
+    if len(redo):  # rows whose normalized form is longer than they are: the general route
         mask = np.zeros(n, dtype=bool)
-        mask[rows] = True
-        result = pc.replace_with_mask(result, pa.array(mask), _per_row(array.take(pa.array(rows)), plan))
+        mask[redo] = True
+        result = pc.replace_with_mask(result, pa.array(mask), _per_row(array.take(pa.array(redo)), plan))
     if array.null_count:
         result = pc.if_else(array.is_valid(), result, pa.scalar(None, array.type))
     return result
+
+
+def _normalize_utf8(
+    raw: np.ndarray, offsets: np.ndarray, plan: _Plan
+) -> tuple[bytes, np.ndarray, np.ndarray]:
+    """Rows of UTF-8 (``raw``, rows at ``offsets`` from 0) normalized: (bytes, their offsets, rows to redo).
+
+    The character maps (:class:`_Utf8Maps`), URL removal (the regex runs only on the tokens holding
+    ``://`` or ``w.``, joined into one string) and whitespace collapse with each row's ends stripped; each
+    deletion compacts the bytes and carries the row offsets along (a per-row count of the deleted bytes).
+    """
+    assert plan.utf8 is not None
+    body, offsets, slow = _map_utf8(raw, offsets, plan.utf8, plan.lut)
+    body, offsets = _finish_utf8(body, offsets, plan)
+    return body, offsets, slow
+
+
+def _offsets_after(dropped: np.ndarray, offsets: np.ndarray) -> np.ndarray:
+    """Row offsets once the bytes flagged in ``dropped`` (bool, one per byte) are gone."""
+    lengths = np.diff(offsets)
+    full = np.flatnonzero(lengths)  # reduceat gives an empty row its next byte, not 0: sum full rows only
+    if len(full):
+        lengths[full] -= np.add.reduceat(dropped.view(np.uint8), offsets[full], dtype=np.int32)
+    new = np.zeros(len(offsets), dtype=np.int64)
+    np.cumsum(lengths, out=new[1:])
+    return new
+
+
+def _map_utf8(
+    raw: np.ndarray, offsets: np.ndarray, maps: _Utf8Maps, lut: np.ndarray
+) -> tuple[bytes, np.ndarray, np.ndarray]:
+    """The character maps over UTF-8 ``raw`` (rows at ``offsets``): (bytes, new offsets, rows to redo)."""
+    out = raw.copy()  # (size,) uint8, written in place below
+    lead = (raw & 0xFC) == 0xD8  # U+0600..U+06FF: lead 0xD8..0xDB, then one continuation byte
+    if maps.cont_table is not None and lead.any():
+        keys = bytearray(len(raw))  # the block key of the character led at each byte (see _Utf8Maps)
+        key = np.frombuffer(keys, dtype=np.uint8)
+        np.multiply(raw, np.uint8(64), out=key)  # (a shift is 20x slower than this multiply in NumPy)
+        key[:-1] += raw[1:]
+        cont = np.frombuffer(keys.translate(maps.cont_table), dtype=np.uint8)
+        flag = lead.view(np.uint8)
+        # The new continuation byte after each lead (uint8 arithmetic wraps, so this is exact; 10x faster
+        # than np.copyto(..., where=)). A deleted character's continuation becomes _GONE here ...
+        out[1:] += flag[:-1] * (cont[:-1] - out[1:])
+        if maps.moved is not None:
+            moves = lead & (cont == _MOVED)
+            if moves.any():
+                at = np.flatnonzero(moves)
+                out[at], out[at + 1] = maps.moved[key[at]].T
+        if maps.block_deletes:  # ... and its lead here
+            out |= np.negative((lead & (cont == _GONE)).view(np.uint8))
+    slow_at = np.empty(0, dtype=np.int64)
+    if maps.others:  # 2- and 3-byte leads outside the block (no map touches an astral character)
+        other = ((raw - 0xC2) < 0x2E) & ~lead  # 0xC2 <= raw < 0xF0, with uint8 wrapping
+        if other.any():  # (10x cheaper than flatnonzero on a mask that is nearly all False)
+            slow_at = _map_sparse(np.flatnonzero(other), raw, out, lut)
+    dropped = out == _GONE
+    for lo, hi in maps.ascii_deleted:
+        dropped |= (out - lo) <= hi - lo  # lo <= out <= hi, with uint8 wrapping
+    body = out.tobytes().translate(maps.ascii_table, maps.deleted_bytes)
+    slow = np.unique(np.searchsorted(offsets, slow_at, side="right") - 1) if len(slow_at) else slow_at
+    return body, _offsets_after(dropped, offsets), slow
+
+
+def _map_sparse(at: np.ndarray, raw: np.ndarray, out: np.ndarray, lut: np.ndarray) -> np.ndarray:
+    """Map the 2- and 3-byte characters led at ``at`` through the UTF-16 table, in place in ``out``;
+    returns the positions of the characters whose output is longer (their rows are redone)."""
+    b0, b1, b2 = (raw.take(at + i, mode="clip").astype(np.int64) for i in range(3))  # clip: a truncated end
+    two = b0 < 0xE0
+    code = np.where(
+        two, ((b0 & 0x1F) << 6) | (b1 & 0x3F), ((b0 & 0x0F) << 12) | ((b1 & 0x3F) << 6) | (b2 & 0x3F)
+    )
+    new = lut[code].astype(np.int64)
+    hit = new != code
+    at, new, width = at[hit], new[hit], np.where(two[hit], 2, 3)
+    new_width = np.where(new == _LUT_DELETE, 0, np.where(new < 0x80, 1, np.where(new < 0x800, 2, 3)))
+    slow = (new == _LUT_SLOW) | (new_width > width)
+    slow_at = at[slow]
+    at, new, width, new_width = at[~slow], new[~slow], width[~slow], new_width[~slow]
+    encoded = (  # byte i of new's UTF-8 (meaningful for i < new_width), then _GONE up to the old width
+        np.where(new_width == 1, new, np.where(new_width == 2, 0xC0 | (new >> 6), 0xE0 | (new >> 12))),
+        np.where(new_width == 2, 0x80 | (new & 0x3F), 0x80 | ((new >> 6) & 0x3F)),
+        0x80 | (new & 0x3F),
+    )
+    for i, value in enumerate(encoded):
+        inside = i < width  # the character has a byte i
+        out[at[inside] + i] = np.where(i < new_width, value, _GONE)[inside]
+    return slow_at
+
+
+def _finish_utf8(body: bytes, offsets: np.ndarray, plan: _Plan) -> tuple[bytes, np.ndarray]:
+    """URL removal and whitespace collapse on a batch's mapped UTF-8 (where the space is the only whitespace
+    left when collapse is on, which URL removal on this route requires: see :func:`_utf8_maps`).
+
+    A URL's bytes count as spaces: the collapse drops them with the spaces around them, which is what
+    deleting them and then collapsing gives, since a URL runs to the next space or the end of its row.
+    A space goes when a space or its row's start comes right before it, and so does the one that a row's
+    trailing run leaves.
+    """
+    data = np.frombuffer(body, dtype=np.uint8)
+    if not plan.collapse_whitespace:
+        return body, offsets
+    space = data == 0x20
+    if plan.remove_urls:
+        urls = _url_spans(body, data, space, offsets)
+        if urls is not None:
+            cut, width = urls
+            space[np.repeat(cut - (np.cumsum(width) - width), width) + np.arange(width.sum())] = True
+            data = data.copy()
+            data[cut] = 0x20  # a URL's first byte is kept where it is the first space of its run
+            body = data.tobytes()
+    if not space.any():
+        return body, offsets
+    after_space = np.empty(len(data), dtype=bool)
+    after_space[0] = True
+    after_space[1:] = space[:-1]
+    full = offsets[1:] > offsets[:-1]
+    after_space[offsets[:-1][full]] = True  # a row's start counts as a space before it
+    drop = space & after_space
+    ends = offsets[1:][full]
+    starts = offsets[:-1][full]
+    for s, e in zip(starts[space[ends - 1]].tolist(), ends[space[ends - 1]].tolist(), strict=True):
+        text_end = s + np.flatnonzero(~space[s:e])[-1] + 1 if (~space[s:e]).any() else s
+        drop[text_end] = text_end < e  # the first space of the row's trailing run (none if all spaces)
+    return _without(body, drop), _offsets_after(drop, offsets)
+
+
+def _url_spans(
+    body: bytes, data: np.ndarray, space: np.ndarray, offsets: np.ndarray
+) -> tuple[np.ndarray, np.ndarray] | None:
+    """Where the URLs of the rows are: (first byte, length) of each, or None if there is none.
+
+    Only the tokens around a ``://`` or ``w.`` can hold one, and a URL takes a token's tail. Where the
+    regex would match at the token's first byte NumPy says so; the other tokens are joined by spaces into
+    one string for a single regex pass, and what it leaves of each says where its URL starts.
+    """
+    if b"/" not in body and b"w" not in body and b"W" not in body:  # one memchr each: no "://", no "ww."
+        return None
+    size = len(data)
+    # ":" (0x3A) and "." (0x2E) in one comparison: x | 0x14 == 0x3E holds for x in ".:*>" only
+    marks = np.flatnonzero((data | 0x14) == 0x3E)
+    ahead = data.take(np.minimum(marks[:, None] + np.arange(-1, 3), size - 1))  # (n, 4): bytes at -1 .. +2
+    colon = (ahead[:, 1] == 0x3A) & (ahead[:, 2] == 0x2F) & (ahead[:, 3] == 0x2F) & (marks + 2 < size)
+    www = (ahead[:, 1] == 0x2E) & ((ahead[:, 0] | 0x20) == 0x77) & (marks > 0)
+    at = np.sort(np.concatenate([marks[colon], marks[www] - 1]))
+    if not len(at):  # (``b"://" in body`` would be a byte-by-byte scan: 20x slower than this)
+        return None
+    stops = np.concatenate([[-1], np.flatnonzero(space), [size]])
+    after = np.searchsorted(stops, at)  # stops[after - 1] < at < stops[after]
+    row = np.searchsorted(offsets, at, side="right") - 1
+    start = np.maximum(stops[after - 1] + 1, offsets[row])
+    end = np.minimum(stops[after], offsets[row + 1])
+    first = np.ones(len(at), dtype=bool)
+    first[1:] = start[1:] != start[:-1]  # one token per start, however many needles it holds
+    at, start, end = at[first], start[first], end[first]
+    cut = start.copy()  # (n_tokens,): where the token's URL starts (end: none)
+    # Nearly every URL token starts with its URL ("https://…", "www.…"): the regex matches at the token's
+    # first byte, which NumPy can check. The other tokens go through the regex, joined into one string.
+    head = data.take(np.minimum(start[:, None] + np.arange(33), size - 1))  # (n_tokens, 33): first bytes
+    into = at - start  # the needle's place in the token
+    scheme_end = np.where(~_SCHEME_BYTE[head[:, 1:]], np.arange(1, 33), 33).min(axis=1)  # first non-scheme
+    at_start = np.where(
+        data[at] == 0x3A,
+        (into >= 1) & (into <= np.minimum(scheme_end, 32)) & _LETTER_BYTE[head[:, 0]],  # [A-Za-z]...{0,31}://
+        (into == 2) & ((head[:, 0] | 0x20) == 0x77) & ((head[:, 1] | 0x20) == 0x77),  # [Ww]{3}\.
+    )
+    other = np.flatnonzero(~at_start)
+    if len(other):
+        tokens = [body[s:e] for s, e in zip(start[other].tolist(), end[other].tolist(), strict=True)]
+        left = _URL_UTF8_RE.sub(b"", b" ".join(tokens)).split(b" ")
+        cut[other] += np.fromiter(map(len, left), dtype=np.int64, count=len(tokens))
+    width = end - cut  # (n_tokens,): the URL's bytes, 0 for a token without one
+    if not width.any():
+        return None
+    return cut[width > 0], width[width > 0]
+
+
+def _without(body: bytes, drop: np.ndarray) -> bytes:
+    """``body`` less the bytes flagged in ``drop``: the slices between the dropped runs joined where there
+    are few runs (a collapse usually drops a few spaces and the blanked URLs), else one translate."""
+    dropped = np.count_nonzero(drop)
+    if not dropped:
+        return body
+    if dropped > len(body) >> 8:  # a slice costs about what translating 200 bytes does
+        marked = np.frombuffer(body, dtype=np.uint8) | np.negative(drop.view(np.uint8))
+        return marked.tobytes().translate(None, bytes([_GONE]))
+    edges = (
+        np.flatnonzero(drop[1:] != drop[:-1]) + 1
+    ).tolist()  # where a run of dropped bytes starts or ends
+    edges = [0] * bool(drop[0]) + edges + [len(body)] * bool(drop[-1])  # (2 * n_runs,): start, end, ...
+    starts, ends = [0, *edges[1::2]], [*edges[0::2], len(body)]
+    return b"".join([body[a:b] for a, b in zip(starts, ends, strict=True)])
 
 
 def _per_row(array: Any, plan: _Plan) -> Any:
@@ -484,17 +732,6 @@ def _per_row(array: Any, plan: _Plan) -> Any:
     import pyarrow as pa
 
     return pa.array([None if v is None else _normalize(v, plan) for v in array.to_pylist()], type=array.type)
-
-
-def _mark_outside_alphabet(error: UnicodeError) -> tuple[str, int]:
-    """The ``seqlab-normalize`` codec error handler: a run outside the alphabet becomes one ``\\x00`` marker
-    (its row is then normalized on its own)."""
-    if not isinstance(error, UnicodeEncodeError):
-        raise error
-    return "\x00", error.end
-
-
-codecs.register_error("seqlab-normalize", _mark_outside_alphabet)
 
 
 def _check_column(column: str, present: list[Any]) -> None:

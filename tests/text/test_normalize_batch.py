@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import math
 
 import numpy as np
@@ -83,3 +84,48 @@ def test_non_string_value_raises():
 def test_unsupported_batch_kind():
     with pytest.raises(TypeError, match="DataFrame"):
         normalize_batch(["نص"])
+
+
+def _arrow_rows(rows, **switches):
+    return normalize_batch(pa.table({"text": pa.array(rows, type=pa.string())}), **switches)[
+        "text_norm"
+    ].to_pylist()
+
+
+def test_arrow_urls_and_spaces_where_the_byte_route_decides_them():
+    rows = [
+        "اقرأ https://mithal.org/a?b=1 الآن",  # a URL token: removed with one of its spaces
+        "رابط:https://mithal.org",  # a URL at the tail of a token, at the end of the row
+        "x" * 32 + "://a " + "y" * 33 + "://b",  # the scheme may hold 32 characters, not 33
+        "9http://a ا:http://b wWw.c ww.d",  # a digit is no scheme start; "ww." is no URL
+        "   مسافات   في\u00a0\u2003البداية والنهاية \t ",  # NBSP and em space are spaces too
+        "ht\u200btp://x.org نص",  # a zero-width space cannot hide a URL
+        "٣٤ ٥ كتاب",  # deleted digits leave no double space
+        "",
+        " ",
+    ]
+    assert _arrow_rows(rows) == [normalize(r) for r in rows]
+    assert _arrow_rows(rows, remove_urls=False) == [normalize(r, remove_urls=False) for r in rows]
+
+
+@pytest.mark.parametrize(
+    "switches",
+    [{}, {"teh_marbuta": True, "fold_hamza": True}, {"collapse_whitespace": False}, {"remove_digits": False}],
+)
+def test_arrow_block_maps_that_change_the_lead_byte(switches):
+    # ٱ -> ا (lead 0xD9 -> 0xD8), and with the switches ة -> ه, ؤ -> و, ئ -> ي (0xD8 -> 0xD9)
+    rows = ["ٱلكتاب مدرسة مؤتمر رئيس ٱ", "ة ؤ ئ ٱ", "إٱأآ"]
+    assert _arrow_rows(rows, **switches) == [normalize(r, **switches) for r in rows]
+
+
+def test_arrow_only_rows_with_a_ligature_take_the_per_row_route(monkeypatch):
+    module = importlib.import_module("seqlab.text.normalize")
+    seen = []
+    per_row = module._per_row
+    monkeypatch.setattr(
+        module, "_per_row", lambda array, plan: seen.append(array.to_pylist()) or per_row(array, plan)
+    )
+    # ﷺ and ﻻ fold to several characters (longer UTF-8); NBSP (to a space) and ZWNJ (deleted) get shorter
+    rows = ["كتاب \ufdfa", "مدرسة\u00a0جديدة \u200c", "\ufefb", "عربي", "\ufe8d\ufe91"]  # ﺍ ﺑ: one each
+    assert _arrow_rows(rows) == [normalize(r) for r in rows]
+    assert seen == [["كتاب \ufdfa", "\ufefb"]]

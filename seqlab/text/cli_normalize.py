@@ -24,7 +24,7 @@ import sys
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TextIO
+from typing import Any, TextIO
 
 from seqlab.artifacts import atomic_output
 from seqlab.config import add_config_arguments, load_config
@@ -96,7 +96,7 @@ def run(args: argparse.Namespace) -> int:
 
 def convert(args: argparse.Namespace, cfg: NormalizeConfig) -> None:
     """Read ``args.inputs`` (or stdin), transform the text, write ``args.out`` (or stdout)."""
-    from seqlab.text import normalize, preprocess
+    from seqlab.text import normalize, normalize_batch, preprocess
 
     sources = [s for s in args.inputs if s != "-"]
     use_stdin = not args.inputs or "-" in args.inputs
@@ -112,7 +112,13 @@ def convert(args: argparse.Namespace, cfg: NormalizeConfig) -> None:
         return " ".join(preprocess(text, cfg)) if args.tokens else normalize(text, cfg)
 
     if fmt == "parquet":
-        _convert_parquet(sources, use_stdin, args.column, args.out_field or args.column, args.out, fn)
+        out_column = args.out_field or args.column
+
+        def normalize_column(table: Any) -> Any:  # the whole column's UTF-8 at once, no str per row
+            return normalize_batch(table, column=args.column, out_column=out_column, config=cfg)
+
+        whole = None if args.tokens else normalize_column
+        _convert_parquet(sources, use_stdin, args.column, out_column, args.out, fn, whole)
         return
     with _text_output(args.out) as out:
         for source, line_no, line in _lines(sources, use_stdin):
@@ -221,7 +227,9 @@ def _convert_parquet(
     out_column: str,
     out: str | None,
     fn: Callable[[str], str],
+    whole: Callable[[Any], Any] | None = None,
 ) -> None:
+    """Transform ``column`` value by value with ``fn``, or the whole table with ``whole`` when given."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
@@ -240,12 +248,14 @@ def _convert_parquet(
     source = table.column(column)
     if not (pa.types.is_string(source.type) or pa.types.is_large_string(source.type)):
         raise InputError(f"column {column!r} is {source.type}, expected a string column")
-    values = [None if v is None else fn(v) for v in source.to_pylist()]
-    result = pa.array(values, type=source.type)
-    if out_column in table.column_names:
-        table = table.set_column(table.column_names.index(out_column), out_column, result)
+    if whole is not None:
+        table = whole(table)
     else:
-        table = table.append_column(out_column, result)
+        result = pa.array([None if v is None else fn(v) for v in source.to_pylist()], type=source.type)
+        if out_column in table.column_names:
+            table = table.set_column(table.column_names.index(out_column), out_column, result)
+        else:
+            table = table.append_column(out_column, result)
     if out is not None:
         with atomic_output(out, "wb") as fh:
             pq.write_table(table, fh)

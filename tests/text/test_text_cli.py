@@ -69,6 +69,37 @@ def test_parquet_column_in_place(tmp_path):
     assert table.column("text").to_pylist() == [*(normalize(d) for d in DOCS), None]
 
 
+def test_parquet_new_column_with_switches_and_tokens(tmp_path):
+    # the column goes through normalize_batch's Arrow route; --tokens still goes value by value
+    src, out = tmp_path / "in.parquet", tmp_path / "out.parquet"
+    pq.write_table(pa.table({"text": [*DOCS, None, "مدرسة\u00a0\ufefb"]}), src)
+    argv = [
+        "normalize",
+        str(src),
+        "--column",
+        "text",
+        "--out-field",
+        "norm",
+        "--teh-marbuta",
+        "--out",
+        str(out),
+    ]
+    assert main(argv) == 0
+    table = pq.read_table(out)
+    assert table.column_names == ["text", "norm"]
+    assert table.column("norm").to_pylist() == [
+        *(normalize(d, teh_marbuta=True) for d in [*DOCS]),
+        None,
+        normalize("مدرسة\u00a0\ufefb", teh_marbuta=True),
+    ]
+    assert (
+        main(["normalize", str(src), "--column", "text", "--out-field", "tok", "--tokens", "--out", str(out)])
+        == 0
+    )
+    tokens = pq.read_table(out).column("tok").to_pylist()
+    assert tokens[:-2] == [" ".join(preprocess(d)) for d in DOCS]
+
+
 @pytest.mark.parametrize(
     ("argv", "message"),
     [

@@ -587,9 +587,11 @@ def _map_utf8(
             out |= np.negative((lead & (cont == _GONE)).view(np.uint8))
     slow_at = np.empty(0, dtype=np.int64)
     if maps.others:  # 2- and 3-byte leads outside the block (no map touches an astral character)
-        other = ((raw - 0xC2) < 0x2E) & ~lead  # 0xC2 <= raw < 0xF0, with uint8 wrapping
-        if other.any():  # (10x cheaper than flatnonzero on a mask that is nearly all False)
-            slow_at = _map_sparse(np.flatnonzero(other), raw, out, lut)
+        multi = (raw - 0xC2) < 0x2E  # 0xC2 <= raw < 0xF0 (uint8 wrapping): every block lead, and the others
+        if np.count_nonzero(multi) > np.count_nonzero(
+            lead
+        ):  # (counting beats flatnonzero on a mask of zeros)
+            slow_at = _map_sparse(np.flatnonzero(multi & ~lead), raw, out, lut)
     dropped = out == _GONE
     for lo, hi in maps.ascii_deleted:
         dropped |= (out - lo) <= hi - lo  # lo <= out <= hi, with uint8 wrapping

@@ -129,3 +129,10 @@ def test_arrow_only_rows_with_a_ligature_take_the_per_row_route(monkeypatch):
     rows = ["كتاب \ufdfa", "مدرسة\u00a0جديدة \u200c", "\ufefb", "عربي", "\ufe8d\ufe91"]  # ﺍ ﺑ: one each
     assert _arrow_rows(rows) == [normalize(r) for r in rows]
     assert seen == [["كتاب \ufdfa", "\ufefb"]]
+
+
+def test_arrow_rows_longer_than_a_group_and_than_16_bits():
+    # a row of ~190 KB (its deleted-byte count needs more than 16 bits) between short ones; groups of ~256 KB
+    long_row = " ".join(["ذَهَبَ الطّالِبُ إلى https://mithal.org/x المَكْتَبَةِ ٨ مَرّاتٍ"] * 2500)
+    rows = ["قصير", long_row, "", long_row[:70_000], "ٱخر"]
+    assert _arrow_rows(rows) == [normalize(r) for r in rows]

@@ -174,14 +174,16 @@ def one_core() -> Iterator[str]:
 
 def best_times(runs: dict[str, Callable[[], Any]], repeat: int) -> dict[str, tuple[float, Any]]:
     """Each run's fastest of ``repeat`` calls (seconds) and what its last call returned, in rounds of one
-    call each: a slow spell of a shared machine then hits every contender, not only the one timed in it
-    (measured here: the same contender's best varied 1.5x between back-to-back processes)."""
+    call each, the order rotated every round: a slow spell of a shared machine then hits every contender,
+    not only the one timed in it (the same contender's best varied 1.5x between back-to-back processes here),
+    and no contender always runs on the caches the one before it left (which was worth ~7%)."""
     best = dict.fromkeys(runs, float("inf"))
     out: dict[str, Any] = {}
-    for _ in range(repeat):
-        for name, run in runs.items():
+    names = list(runs)
+    for round_ in range(repeat):
+        for name in names[round_ % len(names) :] + names[: round_ % len(names)]:
             start = time.perf_counter()
-            out[name] = run()
+            out[name] = runs[name]()
             best[name] = min(best[name], time.perf_counter() - start)
     return {name: (best[name], out[name]) for name in runs}
 

@@ -470,7 +470,8 @@ def normalize_batch(
         _check_column(column, batch.column_names)
         source = batch.column(column)
         if pa.types.is_string(source.type) or pa.types.is_large_string(source.type):
-            result = pa.chunked_array([_normalize_arrow(c, plan) for c in source.chunks], type=source.type)
+            parts = [part for chunk in source.chunks for part in _normalize_arrow(chunk, plan)]
+            result = pa.chunked_array(parts, type=source.type)
         else:
             kind = pa.large_string() if pa.types.is_large_string(source.type) else pa.string()
             result = pa.array(norm_all(source.to_pylist(), _is_none), type=kind)
@@ -494,8 +495,9 @@ def normalize_batch(
 _CHUNK_BYTES = 1 << 18  # rows are normalized in groups of about this much UTF-8, so a group stays in cache
 
 
-def _normalize_arrow(array: Any, plan: _Plan) -> Any:
-    """One Arrow string array normalized on its UTF-8 buffer; rows it cannot take go one by one.
+def _normalize_arrow(array: Any, plan: _Plan) -> list[Any]:
+    """One Arrow string array normalized on its UTF-8 buffer, as arrays of consecutive rows (the chunks of
+    the result: no copy joins them); rows it cannot take go one by one.
 
     The rows are taken in groups of about ``_CHUNK_BYTES``, each through three vectorized steps over its
     bytes (:func:`_normalize_utf8`). No ``str`` is built for the column. A row holding a character whose
@@ -511,28 +513,25 @@ def _normalize_arrow(array: Any, plan: _Plan) -> Any:
     offsets = offsets[array.offset : array.offset + n + 1].astype(np.int64)
     data = array.buffers()[2]
     if plan.utf8 is None or data is None or not n or offsets[-1] == offsets[0]:
-        return _per_row(array, plan)
+        return [_per_row(array, plan)]
     raw = np.frombuffer(data, dtype=np.uint8)
     cuts = np.unique(np.searchsorted(offsets, np.arange(offsets[0], offsets[-1], _CHUNK_BYTES)))
-    bodies, lengths, slow = [], [np.zeros(1, dtype=np.int64)], []
-    for first, last in zip(cuts.tolist(), [*cuts[1:].tolist(), n], strict=True):
+    cuts = cuts[cuts < n].tolist()
+    parts = []
+    for first, last in zip(cuts, [*cuts[1:], n], strict=True):
         rows = offsets[first : last + 1]
-        body, rows_after, slow_rows = _normalize_utf8(raw[rows[0] : rows[-1]], rows - rows[0], plan)
-        bodies.append(body)
-        lengths.append(np.diff(rows_after))
-        slow.append(slow_rows + first)
-    new_offsets = np.cumsum(np.concatenate(lengths), dtype=np.int64 if large else np.int32)
-    result = pa.Array.from_buffers(
-        array.type, n, [None, pa.py_buffer(new_offsets), pa.py_buffer(b"".join(bodies))]
-    )
-    redo = np.concatenate(slow)
-    if len(redo):  # rows whose normalized form is longer than they are: the general route
-        mask = np.zeros(n, dtype=bool)
-        mask[redo] = True
-        result = pc.replace_with_mask(result, pa.array(mask), _per_row(array.take(pa.array(redo)), plan))
-    if array.null_count:
-        result = pc.if_else(array.is_valid(), result, pa.scalar(None, array.type))
-    return result
+        body, rows_after, slow = _normalize_utf8(raw[rows[0] : rows[-1]], rows - rows[0], plan)
+        index = pa.py_buffer(rows_after.astype(np.int64 if large else np.int32))
+        part = pa.Array.from_buffers(array.type, last - first, [None, index, pa.py_buffer(body)])
+        if len(slow):  # rows whose normalized form is longer than they are: the general route
+            mask = np.zeros(last - first, dtype=bool)
+            mask[slow] = True
+            redone = _per_row(array.slice(first, last - first).take(pa.array(slow)), plan)
+            part = pc.replace_with_mask(part, pa.array(mask), redone)
+        if array.null_count:
+            part = pc.if_else(array.slice(first, last - first).is_valid(), part, pa.scalar(None, array.type))
+        parts.append(part)
+    return parts
 
 
 def _normalize_utf8(
@@ -575,12 +574,13 @@ def _map_utf8(
         key = np.frombuffer(keys, dtype=np.uint8)
         np.multiply(raw, np.uint8(64), out=key)  # (a shift is 20x slower than this multiply in NumPy)
         key[:-1] += raw[1:]
-        cont = np.frombuffer(keys.translate(maps.cont_table), dtype=np.uint8)
+        cont_bytes = keys.translate(maps.cont_table)
+        cont = np.frombuffer(cont_bytes, dtype=np.uint8)
         flag = lead.view(np.uint8)
         # The new continuation byte after each lead (uint8 arithmetic wraps, so this is exact; 10x faster
         # than np.copyto(..., where=)). A deleted character's continuation becomes _GONE here ...
         out[1:] += flag[:-1] * (cont[:-1] - out[1:])
-        if maps.moved is not None:
+        if maps.moved is not None and _MOVED in cont_bytes:  # (one memchr: ٱ is rare)
             moves = lead & (cont == _MOVED)
             if moves.any():
                 at = np.flatnonzero(moves)

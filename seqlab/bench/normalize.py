@@ -191,7 +191,7 @@ def best_times(runs: dict[str, Callable[[], Any]], repeat: int) -> dict[str, tup
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--mb", type=float, default=10.0, help="MB of UTF-8 text per mix (default 10)")
     parser.add_argument(
-        "--repeat", type=int, default=5, help="rounds, each timing every contender once; the best counts"
+        "--repeat", type=int, default=9, help="rounds, each timing every contender once; the best counts"
     )
     parser.add_argument(
         "--doc-chars",

@@ -539,9 +539,9 @@ def _normalize_utf8(
 ) -> tuple[bytes, np.ndarray, np.ndarray]:
     """Rows of UTF-8 (``raw``, rows at ``offsets`` from 0) normalized: (bytes, their offsets, rows to redo).
 
-    The character maps (:class:`_Utf8Maps`), URL removal (the regex runs only on the tokens holding
-    ``://`` or ``w.``, joined into one string) and whitespace collapse with each row's ends stripped; each
-    deletion compacts the bytes and carries the row offsets along (a per-row count of the deleted bytes).
+    The character maps (:func:`_map_utf8`), then URL removal (:func:`_url_spans`) and whitespace collapse
+    with each row's ends stripped (:func:`_finish_utf8`); each of the two compacts the bytes and carries the
+    row offsets along (a per-row count of the deleted bytes).
     """
     assert plan.utf8 is not None
     body, offsets, slow = _map_utf8(raw, offsets, plan.utf8, plan.lut)
@@ -590,9 +590,8 @@ def _map_utf8(
     slow_at = np.empty(0, dtype=np.int64)
     if maps.others:  # 2- and 3-byte leads outside the block (no map touches an astral character)
         multi = (raw - 0xC2) < 0x2E  # 0xC2 <= raw < 0xF0 (uint8 wrapping): every block lead, and the others
-        if np.count_nonzero(multi) > np.count_nonzero(
-            lead
-        ):  # (counting beats flatnonzero on a mask of zeros)
+        # (counting them beats flatnonzero over a mask that is nearly all False)
+        if np.count_nonzero(multi) > np.count_nonzero(lead):
             slow_at = _map_sparse(np.flatnonzero(multi & ~lead), raw, out, lut)
     dropped = out == _GONE
     for lo, hi in maps.ascii_deleted:
@@ -637,9 +636,9 @@ def _finish_utf8(body: bytes, offsets: np.ndarray, plan: _Plan) -> tuple[bytes, 
     A space goes when a space or its row's start comes right before it, and so does the one that a row's
     trailing run leaves.
     """
-    data = np.frombuffer(body, dtype=np.uint8)
     if not plan.collapse_whitespace:
         return body, offsets
+    data = np.frombuffer(body, dtype=np.uint8)
     space = data == 0x20
     if plan.remove_urls:
         urls = _url_spans(body, data, space, offsets)
@@ -660,8 +659,8 @@ def _finish_utf8(body: bytes, offsets: np.ndarray, plan: _Plan) -> tuple[bytes, 
     ends = offsets[1:][full]
     starts = offsets[:-1][full]
     for s, e in zip(starts[space[ends - 1]].tolist(), ends[space[ends - 1]].tolist(), strict=True):
-        text_end = s + np.flatnonzero(~space[s:e])[-1] + 1 if (~space[s:e]).any() else s
-        drop[text_end] = text_end < e  # the first space of the row's trailing run (none if all spaces)
+        text = np.flatnonzero(~space[s:e])  # a row ending in spaces: drop the first of them too
+        drop[s + (text[-1] + 1 if len(text) else 0)] = True
     return _without(body, drop), _offsets_after(drop, offsets)
 
 

@@ -365,9 +365,15 @@ def _remove_urls_bytes(data: bytes, regex: re.Pattern[bytes], stops: bytes) -> b
     return b"".join(out)
 
 
+def _may_hold_url(data: bytes) -> bool:
+    """False when ``data`` has no ``/`` and no ``w``/``W``, so neither ``://`` nor ``ww.``: three memchr
+    scans, where ``b"://" in data`` is a byte-by-byte one (4x slower on a 2000-character Arabic text)."""
+    return b"/" in data or b"w" in data or b"W" in data
+
+
 def _finish_bytes(data: bytes, plan: _Plan) -> bytes:
     """URL removal and whitespace collapse on alphabet bytes: ``_normalize``'s last two steps."""
-    if plan.remove_urls and (b"://" in data or b"w." in data or b"W." in data):
+    if plan.remove_urls and _may_hold_url(data) and (b"://" in data or b"w." in data or b"W." in data):
         if plan.collapse_whitespace:  # every whitespace character is a space by now
             data = _remove_urls_bytes(data, _URL_BYTES_RE, b" ")
         else:
@@ -673,7 +679,7 @@ def _url_spans(
     regex would match at the token's first byte NumPy says so; the other tokens are joined by spaces into
     one string for a single regex pass, and what it leaves of each says where its URL starts.
     """
-    if b"/" not in body and b"w" not in body and b"W" not in body:  # one memchr each: no "://", no "ww."
+    if not _may_hold_url(body):
         return None
     size = len(data)
     colon = np.flatnonzero(data[: size - 2] == 0x3A)  # ":" is rare in Arabic text, "." is not: look for

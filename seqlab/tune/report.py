@@ -117,7 +117,7 @@ def _fmt(value: Any, digits: int = 3) -> str:
     return str(value)
 
 
-def _plot_curves(path: Path, curves: list[dict[str, Any]], summary: dict[str, Any]) -> None:
+def _plot_curves(path: Path, curves: list[dict[str, Any]], summary: dict[str, Any], stops: str) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -149,8 +149,7 @@ def _plot_curves(path: Path, curves: list[dict[str, Any]], summary: dict[str, An
     ax.set_ylabel("validation RMSE")
     scheduler = summary.get("search", {}).get("scheduler")
     ax.set_title(
-        f"Learning curves of every trial ({(scheduler or 'scheduler').upper()} + patience)\n"
-        + _early_stops(curves, summary.get("search", {}).get("max_epochs")),
+        f"Learning curves of every trial ({(scheduler or 'scheduler').upper()} + patience)\n" + stops,
         fontsize=10,
     )
     ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0)  # beside the data
@@ -217,8 +216,11 @@ def write_report(directory: str | Path, summary: dict[str, Any], curves: list[di
     out.mkdir(parents=True, exist_ok=True)
     files = ["report.md", "results.json"]
     rows = summary.get("architectures", [])
+    stops = _early_stops(
+        curves, summary.get("search", {}).get("max_epochs")
+    )  # the plot's title, a report line
     if curves:
-        _plot_curves(out / "learning_curves.png", curves, summary)
+        _plot_curves(out / "learning_curves.png", curves, summary, stops)
         files.append("learning_curves.png")
     if rows:
         _plot_architectures(out / "architectures.png", rows, summary)
@@ -229,11 +231,11 @@ def write_report(directory: str | Path, summary: dict[str, Any], curves: list[di
     (out / "results.json").write_text(
         json.dumps({**summary, "curves": curves}, indent=2, ensure_ascii=False, default=str), encoding="utf-8"
     )
-    (out / "report.md").write_text(_markdown({**summary, "curves": curves}, files), encoding="utf-8")
+    (out / "report.md").write_text(_markdown(summary, files, stops), encoding="utf-8")
     return files
 
 
-def _markdown(summary: dict[str, Any], files: list[str]) -> str:
+def _markdown(summary: dict[str, Any], files: list[str], stops: str) -> str:
     best = summary.get("best", {})
     base = summary.get("baselines", {})
     floor = summary.get("noise_floor_rmse")
@@ -310,11 +312,7 @@ def _markdown(summary: dict[str, Any], files: list[str]) -> str:
         lines += ["", f"Not sampled by this search: {', '.join(missing)}."]
     lines += ["", "## Learning curves", ""]
     if "learning_curves.png" in files:
-        lines += [
-            _early_stops(summary.get("curves", []), summary.get("search", {}).get("max_epochs")) + ".",
-            "",
-        ]
-        lines += ["![learning curves](learning_curves.png)", ""]
+        lines += [stops + ".", "", "![learning curves](learning_curves.png)", ""]
     else:
         lines += ["–", ""]
     if "architectures.png" in files:

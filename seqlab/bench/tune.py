@@ -29,6 +29,7 @@ The default run (600 documents, 128 tokens, a narrow space, 6-epoch trials, 60 t
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import os
 import statistics
@@ -76,11 +77,7 @@ def first_reach(curve: list[float], target: float) -> int | None:
 
 
 def best_so_far(curve: list[float]) -> list[float]:
-    out, best = [], float("-inf")
-    for r2 in curve:
-        best = max(best, r2)
-        out.append(best)
-    return out
+    return list(itertools.accumulate(curve, max))
 
 
 def _search(cfg, data, storage: str, budget: int) -> list[float]:

@@ -9,7 +9,9 @@ A corpus directory is what ``seqlab scrape`` and ``seqlab corpus`` write and wha
 Columns: ``url`` (after redirects; the label join key), ``title``, ``text`` (extracted), ``text_norm``
 (``seqlab.text.normalize`` of it, with the switches the manifest records under ``normalize``), ``score``
 (0–10, null when unlabeled), ``split`` (``train``/``val``/``test``, from :mod:`seqlab.data.splits`),
-``fetched_at`` (UTC) and ``status`` (``ok``).
+``fetched_at`` (UTC) and ``status`` (``ok``); then what the page states about itself: ``published`` (a
+date), ``author``, ``canonical_url`` and ``language`` (``ar``, ``fa``...), each null when unknown. Corpora
+written before those four columns existed still read: ask for them through ``optional``.
 
 Pure: pyarrow only (no Ray, no torch). Ray Data readers use :func:`parquet_path`; everything else
 reads through :func:`read_corpus`.
@@ -33,6 +35,7 @@ from seqlab import artifacts
 __all__ = [
     "CORPUS_COLUMNS",
     "CORPUS_SCHEMA",
+    "METADATA_COLUMNS",
     "SPLITS",
     "corpus_table",
     "open_corpus",
@@ -52,9 +55,17 @@ CORPUS_SCHEMA = pa.schema(
         ("split", pa.string()),
         ("fetched_at", pa.timestamp("us", tz="UTC")),
         ("status", pa.string()),
+        # What the page says about itself (null when it does not say, and in corpora written before these
+        # columns existed): see seqlab.data.extract.
+        ("published", pa.date32()),
+        ("author", pa.string()),
+        ("canonical_url", pa.string()),
+        ("language", pa.string()),
     ]
 )
 CORPUS_COLUMNS = list(CORPUS_SCHEMA.names)
+# Columns a corpus may lack: older corpora, and corpora not made from web pages (seqlab corpus).
+METADATA_COLUMNS = ("published", "author", "canonical_url", "language")
 SPLITS = ("train", "val", "test")  # the values of ``split`` (the rule that assigns them: seqlab.data.splits)
 DATASET_DIR = "corpus"
 
@@ -65,7 +76,8 @@ def parquet_path(corpus_dir: str | os.PathLike[str]) -> str:
 
 
 def corpus_table(columns: Mapping[str, Sequence[Any]] | Any) -> pa.Table:
-    """Rows as a table of exactly :data:`CORPUS_SCHEMA` (a dict of columns or a pandas DataFrame).
+    """Rows as a table of exactly :data:`CORPUS_SCHEMA` (a dict of columns or a pandas DataFrame); the
+    :data:`METADATA_COLUMNS` may be left out (all null).
 
     Raises:
         ValueError: a column is missing, or a value does not fit its type.
@@ -73,6 +85,7 @@ def corpus_table(columns: Mapping[str, Sequence[Any]] | Any) -> pa.Table:
     import pandas as pd
 
     frame = columns if isinstance(columns, pd.DataFrame) else pd.DataFrame(dict(columns))
+    frame = frame.assign(**{c: None for c in METADATA_COLUMNS if c not in frame.columns})
     missing = [c for c in CORPUS_COLUMNS if c not in frame.columns]
     if missing:
         raise ValueError(f"corpus rows lack column(s) {missing}; a corpus has {CORPUS_COLUMNS}")

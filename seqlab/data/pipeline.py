@@ -8,7 +8,7 @@ Two phases, both resumable, both on Ray:
    ``OUT/failures/`` as small, atomically written Parquet parts, so a crash loses at most one unflushed
    buffer and a re-run skips every URL already on disk.
 2. **Process** (embarrassingly parallel): ``ray.data.read_parquet(OUT/raw)`` -> ``map_batches`` extract
-   (bs4) -> Arabic-share filter -> normalize -> label -> split, then ``write_parquet`` to ``OUT/corpus/``.
+   (trafilatura + seqlab's Arabic rules, :mod:`seqlab.data.extract`) -> Arabic-share filter -> normalize -> label -> split, then ``write_parquet`` to ``OUT/corpus/``.
    Pages dropped here (too little Arabic, nothing extracted) go to ``OUT/failures/process.parquet``. The
    corpus is rebuilt from ``raw/`` on every run (written to a temp dir, then swapped in), so re-runs are
    idempotent.
@@ -40,6 +40,7 @@ from seqlab.artifacts import (
 )
 from seqlab.corpus import CORPUS_COLUMNS, CORPUS_SCHEMA, parquet_path
 from seqlab.data.config import ScrapeJobConfig, SourcesConfig
+from seqlab.data.extract import EXTRACTOR, extractor_versions
 from seqlab.data.labeling import label_key, lexicon_score, read_labels_csv
 from seqlab.data.splits import split_for_url
 from seqlab.interrupts import Interrupted
@@ -245,6 +246,7 @@ def run_scrape(
         config=cfg.model_dump(mode="json"),
         metrics=summary,
         labeler="labels_csv" if labels is not None else "lexicon",
+        extractor={"name": EXTRACTOR, "versions": extractor_versions()},
         normalize=cfg.normalize.model_dump(),  # the switches text_norm was made with
         labels_path=cfg.labels,
         layout={"corpus": "corpus/", "failures": "failures/", "raw": "raw/"},

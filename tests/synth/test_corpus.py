@@ -239,8 +239,14 @@ def test_materialize_corpus_layout_schema_and_manifest(tmp_path, tiny_bank_dir):
         "split",
         "fetched_at",
         "status",
+        "published",
+        "author",
+        "canonical_url",
+        "language",
     ]
     assert str(table.schema.field("fetched_at").type) == "timestamp[us, tz=UTC]"
+    # a generated corpus has no pages, so nothing states a date, an author, a canonical URL or a language
+    assert all(table.column(c).null_count == len(table) for c in ("published", "author", "canonical_url"))
     df = table.to_pandas()
     docs = generate_documents(60, 5, bank=load_sentence_bank(tiny_bank_dir), noise_sd=0.3)
     assert df["url"].tolist() == [article_url(d) for d in docs]

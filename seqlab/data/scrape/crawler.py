@@ -26,7 +26,7 @@ from collections.abc import Callable, Iterable
 import aiohttp
 
 from seqlab.data.config import SourcesConfig
-from seqlab.data.extract import decode_html
+from seqlab.data.decode import decode_html
 from seqlab.data.scrape.failures import failure_reason
 from seqlab.data.scrape.fetch import _Fetcher, _new_session, _Outcome
 from seqlab.data.scrape.links import _in_domains, _origin, canonical_url, extract_links

@@ -22,7 +22,10 @@ from seqlab.ray_utils import RayUnavailable
 # verb -> (module, one-line help). The module provides add_arguments(parser) and run(args) -> int.
 VERBS: dict[str, tuple[str, str]] = {
     "demo": ("seqlab.demo", "run the whole pipeline on the bundled data on a local Ray"),
-    "normalize": ("seqlab.text.cli_normalize", "normalize Arabic text from text/JSONL/Parquet files or stdin"),
+    "normalize": (
+        "seqlab.text.cli_normalize",
+        "normalize Arabic text from text/JSONL/Parquet files or stdin",
+    ),
     "corpus": ("seqlab.synth.cli_corpus", "generate the bundled labeled corpus (any size, any seed)"),
     "site": ("seqlab.synth.cli_site", "serve the generated corpus as a local website on loopback"),
     "scrape": ("seqlab.data.cli_scrape", "scrape Arabic sites into a Parquet corpus (Ray Data)"),

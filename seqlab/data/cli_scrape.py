@@ -4,6 +4,7 @@ Three ways to say what to scrape:
 
     seqlab scrape --sources sources.yaml --out runs/corpus     # a SourcesConfig YAML
     seqlab scrape --out runs/corpus https://a.example/ ...     # seeds only, defaults for the rest
+    seqlab scrape --out runs/corpus --sitemap https://a.example/sitemap.xml --feed https://a.example/rss
     seqlab scrape --config jobs/scrape.yaml                    # the full job config (as ray job submit uses)
 """
 
@@ -19,6 +20,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_config_arguments(parser)
     parser.add_argument("urls", nargs="*", help="seed URLs (shortcut: defaults for everything else)")
     parser.add_argument("--sources", help="YAML file of a SourcesConfig (seeds, allowed_domains, depth, ...)")
+    parser.add_argument(
+        "--sitemap",
+        action="append",
+        default=[],
+        metavar="URL",
+        help="a sitemap, sitemap index or .xml.gz whose pages are crawled as seeds (repeatable; "
+        "robots.txt Sitemap: lines of the seeds' hosts are read anyway)",
+    )
+    parser.add_argument(
+        "--feed", action="append", default=[], metavar="URL", help="an RSS or Atom feed (repeatable)"
+    )
     parser.add_argument("--out", help="output directory (overrides the config's 'out')")
     parser.add_argument(
         "--overwrite", action="store_true", help="write into --out even if another stage's artifact is there"
@@ -33,17 +45,27 @@ def build_config(args: argparse.Namespace):
     """--config, --sources or URLs, --out, --labels and dotted overrides as one ScrapeJobConfig."""
     from seqlab.data.config import ScrapeJobConfig, SourcesConfig
 
-    if args.config is None and not args.sources and not args.urls:
-        raise ConfigError("say what to scrape: --sources FILE, --config FILE, or one or more URLs")
+    lists = {"sitemaps": list(args.sitemap), "feeds": list(args.feed)}
+    named = args.urls or args.sitemap or args.feed
+    if args.config is None and not args.sources and not named:
+        raise ConfigError(
+            "say what to scrape: --sources FILE, --config FILE, one or more URLs, --sitemap URL or --feed URL"
+        )
     if args.sources and args.urls:
         raise ConfigError("give either --sources FILE or seed URLs, not both")
+    if args.config is not None and not args.sources and not args.urls and (args.sitemap or args.feed):
+        raise ConfigError(
+            "--sitemap/--feed go with seed URLs or --sources FILE; with --config use --sources.sitemaps=[URL]"
+        )
     if args.config is None and args.out is None:
         raise ConfigError("out: missing output directory (use --out DIR)")
     sources = None  # --sources FILE or URLs replace the config's sources whole (every field is dumped)
     if args.sources:
         sources = load_config(SourcesConfig, args.sources).model_dump()
-    elif args.urls:
-        sources = {**SourcesConfig.model_construct().model_dump(), "seeds": list(args.urls)}
+        for key, urls in lists.items():
+            sources[key] = [*sources[key], *urls]
+    elif named:
+        sources = {**SourcesConfig.model_construct().model_dump(), "seeds": list(args.urls), **lists}
     overrides = list(args.overrides)
     if args.labels and args.labels.lower() in {"none", "null"}:
         overrides.insert(0, "labels=null")  # an explicit null, which a named flag's None cannot say

@@ -24,10 +24,23 @@ class SourcesConfig(Config):
     seeds: list[str] = Field(
         default_factory=list, description="start URLs (http or https); the crawl begins at depth 0 here"
     )
+    sitemaps: list[str] = Field(
+        default_factory=list,
+        description="sitemap URLs (a sitemap, a sitemap index, gzipped or not, or a text list): the pages "
+        "they list are crawled as seeds",
+    )
+    feeds: list[str] = Field(
+        default_factory=list, description="RSS or Atom feed URLs: the entries' pages are crawled as seeds"
+    )
+    robots_sitemaps: bool = Field(
+        True,
+        description="also read the Sitemap: lines of each seed host's robots.txt (as news crawlers do; "
+        "not when obey_robots is off, which never asks for robots.txt)",
+    )
     allowed_domains: list[str] = Field(
         default_factory=list,
         description="hosts whose links are followed (a domain also admits its subdomains); "
-        "empty = the hosts of the seeds",
+        "empty = the hosts of the seeds, sitemaps and feeds",
     )
     max_depth: int = Field(3, ge=0, description="links followed at most this many hops from a seed")
     max_pages: int = Field(
@@ -66,14 +79,15 @@ class SourcesConfig(Config):
     )
     obey_robots: bool = Field(True, description="fetch and obey each host's robots.txt (keep this on)")
 
-    @field_validator("seeds")
+    @field_validator("seeds", "sitemaps", "feeds")
     @classmethod
-    def _check_seeds(cls, seeds: list[str]) -> list[str]:
-        for url in seeds:
+    def _check_urls(cls, urls: list[str], info) -> list[str]:
+        what = {"seeds": "seed", "sitemaps": "sitemap", "feeds": "feed"}[info.field_name]
+        for url in urls:
             parts = urlsplit(url.strip())
             if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
-                raise ValueError(f"seed {url!r} is not an http(s) URL with a host")
-        return [url.strip() for url in seeds]
+                raise ValueError(f"{what} {url!r} is not an http(s) URL with a host")
+        return [url.strip() for url in urls]
 
     @field_validator("allowed_domains")
     @classmethod
@@ -90,18 +104,23 @@ class SourcesConfig(Config):
     @model_validator(mode="before")
     @classmethod
     def _default_domains(cls, data: Any) -> Any:
-        # Fill in the seeds' hosts at construction so manifests show the domains actually used.
-        if isinstance(data, dict) and not data.get("allowed_domains") and data.get("seeds"):
-            seeds = data["seeds"]
-            if isinstance(seeds, list) and all(isinstance(s, str) for s in seeds):
-                hosts = [_host(s.strip()) for s in seeds]
+        # Fill in the start URLs' hosts at construction so manifests show the domains actually used.
+        if isinstance(data, dict) and not data.get("allowed_domains"):
+            starts = [u for key in ("seeds", "sitemaps", "feeds") for u in (data.get(key) or [])]
+            if starts and all(isinstance(s, str) for s in starts):
+                hosts = [_host(s.strip()) for s in starts]
                 data = {**data, "allowed_domains": sorted({h for h in hosts if h})}
         return data
 
     @property
+    def start_urls(self) -> list[str]:
+        """Seeds, sitemaps and feeds: every URL a crawl of these sources starts from."""
+        return [*self.seeds, *self.sitemaps, *self.feeds]
+
+    @property
     def domains(self) -> list[str]:
-        """The allowed domains, falling back to the seeds' hosts when none are set."""
-        return self.allowed_domains or sorted({_host(s) for s in self.seeds})
+        """The allowed domains, falling back to the start URLs' hosts when none are set."""
+        return self.allowed_domains or sorted({_host(s) for s in self.start_urls})
 
     @classmethod
     def from_urls(cls, urls: list[str], **kw: Any) -> SourcesConfig:

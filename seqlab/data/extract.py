@@ -28,8 +28,9 @@ lang>``, ``Content-Language``, ``og:locale``) unless the text's script contradic
 ``lang="en"`` whose article is Arabic is ``ar``; Persian letters make it ``fa``).
 
 Bad pages never raise out of :func:`extract_batch`: a page too large to extract, a binary body served as
-``text/html``, an extractor that takes longer than :data:`EXTRACT_TIMEOUT_S` or fails on a pathological tree
-(thousands of nested tags) is one failure row with its reason.
+``text/html``, tags nested thousands deep with no story above libxml2's 256 levels, an extraction that
+takes longer than :data:`EXTRACT_TIMEOUT_S`, or any exception of an extractor is one failure row with its
+reason.
 """
 
 from __future__ import annotations
@@ -181,15 +182,18 @@ def _time_limit(seconds: float) -> Iterator[None]:
 
 
 def _parse(html: str):
-    """The page as an lxml tree, or None (lxml refuses an empty document)."""
+    """The page as an lxml tree (None: lxml refuses an empty document), and whether its tags nest deeper
+    than libxml2's limit of 256 levels (lxml then cuts the tree there)."""
     import lxml.etree
     import lxml.html
 
     parser = lxml.html.HTMLParser(encoding="utf-8", remove_comments=True, collect_ids=False)
     try:
-        return lxml.html.fromstring(html.encode("utf-8", "surrogatepass"), parser=parser)
+        tree = lxml.html.fromstring(html.encode("utf-8", "surrogatepass"), parser=parser)
     except (lxml.etree.ParserError, ValueError):
-        return None
+        tree = None
+    too_deep = any("Excessive depth" in entry.message for entry in parser.error_log)
+    return tree, too_deep
 
 
 def _words(text: str) -> str:
@@ -398,11 +402,15 @@ def extract_article(html: str, url: str = "") -> Article:
     """
     _check_extractable(html)
     with _time_limit(EXTRACT_TIMEOUT_S):
-        tree = _parse(html)
+        tree, too_deep = _parse(html)
         links = _link_texts(tree)
         doc = _trafilatura(html, url) if tree is not None else None
         text, source = (doc.text or "") if doc is not None else "", "trafilatura"
         words = story_words(text, links)
+        if not words and too_deep:  # BeautifulSoup's time grows with the square of the nesting depth
+            raise ExtractError(
+                "too_deeply_nested: tags nest deeper than 256 levels and no story was found above that depth"
+            )
         if not words:  # rule 3: no story from trafilatura; ask seqlab's own rules
             other = heuristic_text(html)
             other_words = story_words(other, links)

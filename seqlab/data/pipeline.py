@@ -52,24 +52,29 @@ PROCESS_FAILURES = "process.parquet"
 
 
 def shard_sources(sources: SourcesConfig, n: int) -> list[SourcesConfig]:
-    """Split the seeds by host into at most ``n`` crawl shards; each shard owns its hosts' domains."""
+    """Split the start URLs (seeds, sitemaps, feeds) by host into at most ``n`` crawl shards; each shard
+    owns its hosts' domains."""
     from urllib.parse import urlsplit
 
-    hosts: dict[str, list[str]] = {}
-    for seed in sources.seeds:
-        hosts.setdefault((urlsplit(seed).hostname or "").lower(), []).append(seed)
+    def host(url: str) -> str:
+        return (urlsplit(url).hostname or "").lower()
+
+    hosts = sorted({host(url) for url in sources.start_urls})
     if n <= 1 or len(hosts) <= 1:
         return [sources]
     groups: list[list[str]] = [[] for _ in range(min(n, len(hosts)))]
-    for i, host in enumerate(sorted(hosts)):
-        groups[i % len(groups)].append(host)
+    for i, name in enumerate(hosts):
+        groups[i % len(groups)].append(name)
     shards = []
     for group in groups:
-        seeds = [s for h in group for s in hosts[h]]
+        mine = {
+            key: [u for u in getattr(sources, key) if host(u) in group]
+            for key in ("seeds", "sitemaps", "feeds")
+        }
         domains = [d for d in sources.allowed_domains if any(d == h or h.endswith("." + d) for h in group)]
         shards.append(
             sources.model_copy(
-                update={"seeds": seeds, "allowed_domains": domains or group, "max_pages": sources.max_pages}
+                update={**mine, "allowed_domains": domains or group, "max_pages": sources.max_pages}
             )
         )
     return shards

@@ -226,4 +226,3 @@ def load_scorer(path: str, device: str | torch.device = "cpu") -> Scorer:
     except FileNotFoundError:
         manifest = {}
     return Scorer(model, tokenizer, config, manifest, device=device)
-

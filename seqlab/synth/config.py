@@ -24,7 +24,11 @@ class CorpusArgs(Config):
     n_docs: int = Field(DEFAULT_N_DOCS, ge=1, le=MAX_GENERATED_DOCS, description="documents to generate")
     seed: int = Field(DEFAULT_SEED, ge=0, description="random seed of the documents (and the site's faults)")
     noise_sd: float = Field(
-        DEFAULT_NOISE_SD, ge=0.0, le=10.0, allow_inf_nan=False, description="sd of the label noise (score points)"
+        DEFAULT_NOISE_SD,
+        ge=0.0,
+        le=10.0,
+        allow_inf_nan=False,
+        description="sd of the label noise (score points)",
     )
     sentences: str | None = Field(None, description="sentence bank folder (default data/sentences)")
     base_url: str = Field(DEFAULT_BASE_URL, description="site address the article URLs use")
@@ -74,7 +78,9 @@ class SiteConfig(Config):
     """How the local site behaves (what :func:`seqlab.synth.plan.plan_site`, the aiohttp app and
     :class:`seqlab.synth.site.LocalSite` share)."""
 
-    base_path: str = Field("", description="a prefix for every page, e.g. /news; robots.txt stays at the root")
+    base_path: str = Field(
+        "", description="a prefix for every page, e.g. /news; robots.txt stays at the root"
+    )
     latency_s: float = Field(
         0.0, ge=0.0, le=60.0, allow_inf_nan=False, description="delay added to every response (a 'network')"
     )

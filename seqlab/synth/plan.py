@@ -273,5 +273,3 @@ def _add_fault_pages(plan: SitePlan, docs, paths, clean: list[int], rng: random.
             listing = plan.sections[themes[k % len(themes)]]
             listing.insert(rng.randrange(len(listing) + 1), (path, page.title))
             k += 1
-
-

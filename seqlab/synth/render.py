@@ -212,5 +212,3 @@ def render_robots(plan: SitePlan) -> str:
         "User-agent: BadBot\nDisallow: /\n\n"
         f"User-agent: *\nDisallow: {plan.base_path}/private/\nCrawl-delay: {delay}\n"
     )
-
-

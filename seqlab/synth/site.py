@@ -71,8 +71,6 @@ PLAN_KEY = web.AppKey("seqlab_site_plan", SitePlan)
 STATE_KEY = web.AppKey("seqlab_site_state", SiteState)
 
 
-
-
 def _error_page(plan: SitePlan, status: int, message: str) -> web.Response:
     text = (
         _head(message, '<meta charset="utf-8">')

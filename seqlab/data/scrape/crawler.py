@@ -2,7 +2,13 @@
 
 The seeds are walked breadth-first (a priority queue by depth, so no barrier between levels) inside the
 allowed domains, and each URL's single outcome goes to a sink: a page record (``write_page``) or a failure
-record (``write_failure``). Every URL taken from the frontier ends in exactly one of the two.
+record (``write_failure``). Every page URL taken from the frontier ends in exactly one of the two.
+
+Discovery as news crawlers start: the sitemaps and feeds of the config, and the ``Sitemap:`` lines of each
+seed host's robots.txt (``robots_sitemaps``), are fetched before any page (they sort ahead of depth 0) by
+the same fetcher, robots rules and politeness; a sitemap index's sitemaps are fetched in turn (at most
+:data:`MAX_LIST_NESTING` levels deep), and every page URL they list joins the frontier at depth 0, as a
+seed. They do not count against ``max_pages``; one that fails is a failure record of stage ``discover``.
 
 Duplicates end as failures of stage ``dedup`` ("duplicate_content of <url>"): a body whose decoded text
 hashes like an earlier page's; a page whose ``<link rel="canonical">`` names another allowed URL (its
@@ -27,6 +33,7 @@ import aiohttp
 
 from seqlab.data.config import SourcesConfig
 from seqlab.data.decode import decode_html
+from seqlab.data.scrape.discover import UrlListError, parse_url_list
 from seqlab.data.scrape.failures import failure_reason
 from seqlab.data.scrape.fetch import _Fetcher, _new_session, _Outcome
 from seqlab.data.scrape.links import _in_domains, _origin, canonical_url, extract_links
@@ -40,6 +47,9 @@ __all__ = ["CrawlStats", "crawl"]
 log = logging.getLogger(__name__)
 
 PROGRESS_EVERY_S = 1.0  # how often the progress callback is called
+MAX_LIST_NESTING = 2  # sitemap index -> sitemap -> (one more level: some sites nest indexes) -> stop
+_LIST_PRIORITY = -1  # sitemaps and feeds sort ahead of the seeds (depth 0)
+_ROBOTS_LINES = -1  # the nesting level that stands for "read this robots.txt's Sitemap: lines"
 
 
 @dataclasses.dataclass
@@ -51,6 +61,7 @@ class CrawlStats:
     attempts: int = 0  # HTTP attempts for pages (redirect hops of one attempt count once); no robots.txt
     queued: int = 0
     elapsed_s: float = 0.0
+    discovered: int = 0  # page URLs listed by sitemaps and feeds (new to the crawl or not)
 
     @property
     def failed(self) -> int:
@@ -68,7 +79,8 @@ class CrawlStats:
         """One-line status for a terminal: ``ok 120 | failed 4 (http_404 3, timeout 1) | queued 40 | 22.5 pages/s``."""
         reasons = ", ".join(f"{k} {v}" for k, v in self.failed_by_reason.most_common(4))
         failed = f"failed {self.failed}" + (f" ({reasons})" if reasons else "")
-        return f"ok {self.ok} | {failed} | queued {self.queued} | {self.pages_per_s:.1f} pages/s"
+        found = f" | discovered {self.discovered}" if self.discovered else ""
+        return f"ok {self.ok} | {failed} | queued {self.queued}{found} | {self.pages_per_s:.1f} pages/s"
 
 
 def _now() -> dt.datetime:
@@ -96,6 +108,7 @@ class _Crawler:
         # max_pages counts URLs processed, resumed ones included (only those of this crawl's domains).
         self.taken = sum(1 for u in done_urls if _in_domains(u, self.domains))
         self.queue: asyncio.PriorityQueue[tuple[int, int, str]] = asyncio.PriorityQueue()
+        self.lists: dict[str, int] = {}  # sitemap/feed URL (or robots.txt for its Sitemap: lines) -> nesting
         self.seq = 0
         self.stats = CrawlStats()
 
@@ -115,11 +128,25 @@ class _Crawler:
         self.seq += 1
         self.queue.put_nowait((depth, self.seq, url))
 
+    def enqueue_list(self, url: str | None, level: int) -> None:
+        """Queue a sitemap or feed (``level`` = how many indexes led to it) ahead of every page."""
+        if url is None or url in self.seen or level > MAX_LIST_NESTING:
+            return
+        if not self.in_domain(url):
+            log.info("not reading %s: outside the allowed domains %s", url, self.domains)
+            return
+        self.seen.add(url)
+        self.lists[url] = level
+        self.seq += 1
+        self.queue.put_nowait((_LIST_PRIORITY, self.seq, url))
+
     async def worker(self) -> None:
         while True:
             depth, _, url = await self.queue.get()
             try:
-                if self.taken < self.cfg.max_pages:
+                if url in self.lists:
+                    await self.process_list(url, self.lists[url])
+                elif self.taken < self.cfg.max_pages:
                     self.taken += 1
                     await self.process(url, depth)
             except Exception as exc:  # a crawler bug must not lose the URL
@@ -201,6 +228,33 @@ class _Crawler:
         for link in outlinks:
             self.enqueue(link, depth + 1)
 
+    async def process_list(self, url: str, level: int) -> None:
+        """Fetch a sitemap or feed and queue what it lists (see the module docstring)."""
+        if level == _ROBOTS_LINES:
+            for sitemap in await self.robots.sitemaps(url):
+                self.enqueue_list(normalize_url(sitemap), 0)
+            return
+        if not await self.robots.allowed(url):
+            self.fail(url, 0, "discover", "robots_disallowed", 0, None)
+            return
+        out = await self.fetcher.fetch(url, kind="list")
+        if out.error is not None:
+            self.fail(url, 0, "discover", out.error, out.attempts, out.status)
+            return
+        try:
+            listed = parse_url_list(out.body or b"", out.final_url)
+        except UrlListError as exc:
+            self.fail(url, 0, "discover", f"not_a_url_list: {exc}", out.attempts, out.status)
+            return
+        log.info(
+            "%s (%s) lists %d pages, %d sitemaps", url, listed.kind, len(listed.pages), len(listed.sitemaps)
+        )
+        self.stats.discovered += len(listed.pages)
+        for sitemap in listed.sitemaps:
+            self.enqueue_list(sitemap, level + 1)
+        for page in listed.pages:
+            self.enqueue(page, 0)
+
     # -- fetching ---------------------------------------------------------------------------------------
     async def fetch_page(self, url: str) -> _Outcome:
         """Fetch a page with retries, following only redirects to allowed targets the crawl does not have."""
@@ -254,6 +308,11 @@ async def crawl(
     for url, depth in start:
         if url is not None:
             crawler.enqueue(url, depth)
+    for url in [*sources.sitemaps, *sources.feeds]:
+        crawler.enqueue_list(normalize_url(url), 0)
+    if sources.robots_sitemaps and sources.obey_robots:  # obey_robots off: robots.txt is never asked
+        for origin in sorted({_origin(url) for url, _ in start[: len(sources.seeds)] if url is not None}):
+            crawler.enqueue_list(origin + "/robots.txt", _ROBOTS_LINES)
 
     started = time.monotonic()
     # Enough workers to fill every origin's slots (a worker waiting on a busy origin holds no request).

@@ -15,17 +15,22 @@ import dataclasses
 import logging
 import random
 from collections.abc import Awaitable, Callable
+from typing import Literal
 
 import aiohttp
 
 from seqlab.data.config import SourcesConfig
+from seqlab.data.scrape.discover import MAX_LIST_BYTES
 from seqlab.data.scrape.politeness import _backoff_s, _Hosts, _retry_after
-from seqlab.data.scrape.robots import ROBOTS_MAX_BYTES
 from seqlab.data.urls import normalize_url
 
 log = logging.getLogger(__name__)
 
 MAX_REDIRECTS = 10  # hops followed per attempt; more -> failure "too_many_redirects"
+ROBOTS_MAX_BYTES = 512 * 1024  # RFC 9309 asks crawlers to parse at least 500 KiB of robots.txt
+# What is fetched: a page (HTML only, up to max_bytes), a robots.txt (any type, its first
+# ROBOTS_MAX_BYTES kept), a sitemap or feed ("list": any type, up to the sitemap protocol's 50 MB).
+FetchKind = Literal["page", "robots", "list"]
 _HTML_TYPES = ("text/html", "application/xhtml+xml")
 _CHUNK = 64 * 1024
 
@@ -62,18 +67,18 @@ class _Fetcher:
         self.rng = random.Random()
 
     async def fetch(
-        self, url: str, robots: bool = False, check_redirect: RedirectCheck | None = None
+        self, url: str, kind: FetchKind = "page", check_redirect: RedirectCheck | None = None
     ) -> _Outcome:
         """Fetch with retries; the outcome's ``attempts`` counts them.
 
-        ``robots`` fetches a robots.txt: any content type, its first :data:`ROBOTS_MAX_BYTES` kept.
+        ``kind`` says what is fetched (:data:`FetchKind`): which content types are taken and how much.
         ``check_redirect`` vets each redirect target (none: every target is followed).
         """
         attempt = 0
         while True:
             attempt += 1
             try:
-                out = await self.follow(url, robots, check_redirect)
+                out = await self.follow(url, kind, check_redirect)
             except (TimeoutError, asyncio.TimeoutError):  # total/connect timeouts (distinct types on 3.10)
                 out = _Outcome(url, error="timeout", retryable=True)
             except (aiohttp.ClientConnectionError, aiohttp.ClientPayloadError) as exc:
@@ -91,12 +96,12 @@ class _Fetcher:
             log.debug("retrying %s in %.2fs after %s", url, wait, out.error)
             await asyncio.sleep(wait)
 
-    async def follow(self, url: str, robots: bool, check_redirect: RedirectCheck | None) -> _Outcome:
+    async def follow(self, url: str, kind: FetchKind, check_redirect: RedirectCheck | None) -> _Outcome:
         """One attempt: request ``url`` and follow redirects by hand, so that an off-site, disallowed or
         already crawled target is never requested."""
         current = url
         for _ in range(MAX_REDIRECTS + 1):
-            out, location = await self.request(current, robots)
+            out, location = await self.request(current, kind)
             if location is None:
                 return out
             target = normalize_url(location, current)
@@ -109,7 +114,7 @@ class _Fetcher:
             current = target
         return _Outcome(current, error="too_many_redirects")
 
-    async def request(self, url: str, robots: bool) -> tuple[_Outcome, str | None]:
+    async def request(self, url: str, kind: FetchKind) -> tuple[_Outcome, str | None]:
         """One HTTP request under the host's politeness; returns the outcome and a redirect Location."""
         host = self.hosts.for_url(url)
         async with host.slots:
@@ -137,11 +142,11 @@ class _Fetcher:
                         retry_after=retry_after,
                     ), None
                 mime = (ctype or "").split(";")[0].strip().lower()
-                if not robots and mime and mime not in _HTML_TYPES:
+                if kind == "page" and mime and mime not in _HTML_TYPES:
                     resp.close()  # abandon the body unread
                     return _Outcome(url, status=status, content_type=ctype, error=f"non_html: {mime}"), None
-                limit = ROBOTS_MAX_BYTES if robots else self.cfg.max_bytes
-                if not robots and (resp.content_length or 0) > limit:
+                limit = {"robots": ROBOTS_MAX_BYTES, "list": MAX_LIST_BYTES}.get(kind, self.cfg.max_bytes)
+                if kind != "robots" and (resp.content_length or 0) > limit:
                     resp.close()
                     return _Outcome(
                         url, status=status, content_type=ctype, error=f"too_large: > {limit} bytes"
@@ -151,7 +156,7 @@ class _Fetcher:
                     body += chunk
                     if len(body) > limit:
                         resp.close()
-                        if robots:  # parse the first 512 KiB, as RFC 9309 allows
+                        if kind == "robots":  # parse the first 512 KiB, as RFC 9309 allows
                             return _Outcome(url, status=status, body=bytes(body[:limit])), None
                         return _Outcome(
                             url, status=status, content_type=ctype, error=f"too_large: > {limit} bytes"

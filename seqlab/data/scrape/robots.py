@@ -8,7 +8,8 @@ disallow all (RFC 9309: "unreachable" - the server says it is in trouble, so we 
 timeouts/connection errors after the retries -> allow all (the pages' own fetches will then fail and be
 recorded, rather than every URL being written off as disallowed).
 
-No aiohttp here: the HTTP is the :class:`~seqlab.data.scrape.fetch._Fetcher` it is given.
+No aiohttp here: the HTTP is the :class:`~seqlab.data.scrape.fetch._Fetcher` it is given. The ``Sitemap:``
+lines of a robots.txt are kept for the crawler's discovery (:meth:`_Robots.sitemaps`).
 """
 
 from __future__ import annotations
@@ -16,17 +17,12 @@ from __future__ import annotations
 import asyncio
 import logging
 import urllib.robotparser
-from typing import TYPE_CHECKING
 
+from seqlab.data.scrape.fetch import _Fetcher
 from seqlab.data.scrape.links import _origin
 from seqlab.data.scrape.politeness import _Hosts
 
-if TYPE_CHECKING:  # fetch imports ROBOTS_MAX_BYTES from here
-    from seqlab.data.scrape.fetch import _Fetcher
-
 log = logging.getLogger(__name__)
-
-ROBOTS_MAX_BYTES = 512 * 1024  # RFC 9309 asks crawlers to parse at least 500 KiB of robots.txt
 
 
 class _Robots:
@@ -43,18 +39,21 @@ class _Robots:
         """Whether robots.txt lets ``url`` be fetched (always, when robots are not obeyed)."""
         if not self.obey:
             return True
+        return (await self.parser(url)).can_fetch(self.user_agent, url)
+
+    async def parser(self, url: str) -> urllib.robotparser.RobotFileParser:
+        """The parsed robots.txt of ``url``'s origin, fetched once however many workers ask at once."""
         origin = _origin(url)
         task = self.tasks.get(origin)
         if task is None:
             task = self.tasks[origin] = asyncio.create_task(self.load(url))
-        robots = task.result() if task.done() else await asyncio.shield(task)
-        return robots.can_fetch(self.user_agent, url)
+        return task.result() if task.done() else await asyncio.shield(task)
 
     async def load(self, url: str) -> urllib.robotparser.RobotFileParser:
         """Fetch and parse the robots.txt of ``url``'s origin (see the module docstring for outcomes)."""
         robots_url = _origin(url) + "/robots.txt"
         parser = urllib.robotparser.RobotFileParser(robots_url)
-        out = await self.fetcher.fetch(robots_url, robots=True)
+        out = await self.fetcher.fetch(robots_url, kind="robots")
         if out.error is None:
             parser.parse((out.body or b"").decode("utf-8", errors="replace").splitlines())
             delay = parser.crawl_delay(self.user_agent)
@@ -68,6 +67,10 @@ class _Robots:
             log.info("%s unavailable (%s): allowing all", robots_url, out.error)
             parser.allow_all = True
         return parser
+
+    async def sitemaps(self, url: str) -> list[str]:
+        """The ``Sitemap:`` URLs of the robots.txt of ``url``'s origin (fetched once, as for :meth:`allowed`)."""
+        return list((await self.parser(url)).site_maps() or ())
 
     def cancel_pending(self) -> None:
         """Cancel robots.txt fetches still running (the crawl is over)."""

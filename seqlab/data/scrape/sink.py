@@ -159,7 +159,9 @@ class ParquetSink:
         buffer = pa.BufferOutputStream()
         pq.write_table(table, buffer)
         # local: a hidden temp file renamed into place (readers skip hidden names); URI: one atomic PUT
-        write_bytes(join(self.directory, kind, f"part-{uuid.uuid4().hex}.parquet"), buffer.getvalue().to_pybytes())
+        write_bytes(
+            join(self.directory, kind, f"part-{uuid.uuid4().hex}.parquet"), buffer.getvalue().to_pybytes()
+        )
         self.parts_written += 1
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import codecs
+import datetime as dt
 
 import pandas as pd
 import pytest
@@ -212,3 +213,172 @@ def test_genuine_latin1_page_stays_latin1():
     french = ("<p>Le café où nous étions était très agréable, même à midi.</p>" * 10).encode("latin-1")
     text, encoding = decode_html(french, "text/html; charset=iso-8859-1")
     assert encoding == "windows-1252" and "café où" in text
+
+
+# --- the merge rule, the lead, metadata and the guards (seqlab.data.extract) --------------------------------
+
+import time  # noqa: E402
+import types  # noqa: E402
+
+from seqlab.data import extract as extract_mod  # noqa: E402
+
+LONG = "افتتحت البلدية صباح اليوم حديقة جديدة على ضفة النهر بعد عامين من العمل الطويل والمتواصل."
+PAGE_WITH_LINKS = (
+    "<html><body><ul><li><a href='/a'>افتتاح مكتبة عامة في الحي الشمالي وسط إقبال كبير من السكان</a></li>"
+    f"</ul><p>{LONG}</p></body></html>"
+)
+
+
+def stub_candidates(monkeypatch, trafilatura_text: str | None, heuristic: str) -> list[str]:
+    """Make trafilatura and the heuristic say what the test wants; return the list of candidates asked."""
+    asked: list[str] = []
+
+    def fake_trafilatura(html, url):
+        asked.append("trafilatura")
+        return None if trafilatura_text is None else types.SimpleNamespace(text=trafilatura_text)
+
+    def fake_heuristic(html):
+        asked.append("heuristic")
+        return heuristic
+
+    monkeypatch.setattr(extract_mod, "_trafilatura", fake_trafilatura)
+    monkeypatch.setattr(extract_mod, "heuristic_text", fake_heuristic)
+    return asked
+
+
+def test_trafilatura_story_stands_even_when_the_heuristic_finds_more(monkeypatch):
+    asked = stub_candidates(monkeypatch, LONG, f"{LONG}\n{LONG}\n{LONG}")
+    article = extract_article(PAGE_WITH_LINKS)
+    assert (article.text, article.source, asked) == (LONG, "trafilatura", ["trafilatura"])
+
+
+@pytest.mark.parametrize(
+    "trafilatura_text",
+    [
+        None,  # trafilatura gave up
+        "افتتاح مكتبة عامة في الحي الشمالي وسط إقبال كبير من السكان",  # a link's text: a related headline
+        "خبر قصير\nعنوان آخر",  # headings: no line of STORY_LINE_WORDS words
+    ],
+)
+def test_the_heuristic_is_asked_when_trafilatura_finds_no_story(monkeypatch, trafilatura_text):
+    asked = stub_candidates(monkeypatch, trafilatura_text, LONG)
+    article = extract_article(PAGE_WITH_LINKS)
+    assert (article.text, article.source, asked) == (LONG, "heuristic", ["trafilatura", "heuristic"])
+
+
+def test_no_story_from_either_is_empty_text(monkeypatch):
+    stub_candidates(monkeypatch, "افتتاح مكتبة عامة في الحي الشمالي وسط إقبال كبير من السكان", "")
+    article = extract_article(PAGE_WITH_LINKS)
+    assert (article.text, article.source, article.published, article.author) == ("", "", None, None)
+
+
+def test_prose_laid_out_with_br_comes_from_the_heuristic():
+    prose = (
+        "<html><body><div>كان الطريق إلى القرية طويلا ومتعرجا بين التلال الخضراء في ذلك الصباح"
+        "<br>ووصلنا قبل الظهر بقليل فاستقبلنا أهلها بالقهوة والتمر وحكايات عن مواسم الحصاد</div></body></html>"
+    )
+    assert extract_article(prose).source in ("trafilatura", "heuristic")
+    assert extract_article(prose).text.split("\n")[1].startswith("ووصلنا قبل الظهر")
+
+
+STORY_P = "".join(f"<p>{s} {LONG}</p>" for s in STORY)
+LEAD = "أعلنت البلدية اليوم افتتاح حديقة جديدة على ضفة النهر تضم مكتبة وممرات للمشي."
+
+
+def lead_page(lead_block: str, after: str = "") -> str:
+    return (
+        "<html lang='ar'><body><article><h1>حديقة جديدة</h1>"
+        f"{lead_block}<div class='article-body'>{STORY_P}</div>{after}</article></body></html>"
+    )
+
+
+def test_a_lone_lead_outside_the_body_is_put_back_first():
+    text = extract_article(lead_page(f"<div class='b-article__lead'>{LEAD}</div>")).text
+    assert text.split("\n")[0] == LEAD and STORY[0] in text
+
+
+@pytest.mark.parametrize(
+    "page",
+    [
+        lead_page(f"<div class='lead'>{LEAD}</div><div class='lead'>{LEAD} وفي الحديقة أيضا نافورة.</div>"),
+        lead_page(f"<div class='intro'><h2>{LEAD}</h2></div>"),  # a heading: a subtitle, not a lead
+        lead_page(f"<h2 class='lead'>{LEAD}</h2>"),
+        lead_page("", after=f"<div class='summary'>{LEAD}</div>"),  # after the story: a summary box
+        lead_page("<div class='lead'>The city opened a new riverside park with a small library today.</div>"),
+    ],
+    ids=["two leads", "heading inside", "heading", "after the story", "not Arabic"],
+)
+def test_lead_like_blocks_that_are_not_the_lead_stay_out(page):
+    assert LEAD not in extract_article(page).text and "The city" not in extract_article(page).text
+
+
+@pytest.mark.parametrize(
+    "lang, text, expected",
+    [
+        ("en", LONG, "ar"),  # a wrong lang attribute: the text is Arabic
+        ("ar-EG", LONG, "ar"),
+        ("fa", LONG, "fa"),  # a declared Arabic-script language is trusted
+        ("", "اصلاح‌طلبان رادیکالی که تا دیروز بر آتش تخریب انتخابات می‌دمیدند از موضع خود عقب نشستند", "fa"),
+        ("en", "The city opened a new riverside park with a small library and walking paths today.", "en"),
+        ("", "The city opened a new riverside park with a small library and walking paths today.", None),
+    ],
+)
+def test_language_is_the_declared_one_unless_the_script_says_otherwise(lang, text, expected):
+    page = f"<html lang='{lang}'><body><article><p>{text}</p><p>{text}</p></article></body></html>"
+    assert extract_article(page).language == expected
+
+
+def test_author_canonical_and_date_come_from_the_page():
+    page = (
+        "<html lang='ar'><head><meta name='author' content='بقلم: سارة علي'>"
+        "<link rel='canonical' href='/news/park.html'>"
+        "<meta property='article:published_time' content='2024-03-05T10:00:00+03:00'></head>"
+        f"<body><article>{STORY_P}</article></body></html>"
+    )
+    article = extract_article(page, "https://example.org/amp/park.html")
+    assert article.author == "سارة علي"
+    assert article.canonical_url == "https://example.org/news/park.html"
+    assert article.published == dt.date(2024, 3, 5)
+
+
+def test_a_year_alone_is_not_a_publication_date():
+    page = f"<html><body><article>{STORY_P}<p>© 2019 جريدة المدينة</p></article></body></html>"
+    assert extract_article(page, "https://example.org/2019/park.html").published is None
+
+
+def test_bad_pages_are_failure_rows_with_their_reason(monkeypatch):
+    monkeypatch.setattr(extract_mod, "MAX_EXTRACT_CHARS", 20_000)
+    batch = pd.DataFrame(
+        {
+            "url": ["https://e.org/big", "https://e.org/bin", "https://e.org/deep", "https://e.org/ok"],
+            "html": [
+                NEWS_PAGE * 20,
+                "".join(map(chr, range(0, 32))) * 50,
+                "<div>" * 3000 + "<p>عمق</p>",
+                NEWS_PAGE,
+            ],
+        }
+    )
+    errors = list(extract_batch(batch)["extract_error"])
+    assert errors[0].startswith("too_large_to_extract:") and errors[1].startswith("binary_content:")
+    assert errors[2].startswith("too_deeply_nested:") and pd.isna(errors[3])
+
+
+def test_an_extraction_that_hangs_or_raises_is_one_failure_row(monkeypatch):
+    def slow(html, url):
+        time.sleep(5)
+
+    monkeypatch.setattr(extract_mod, "EXTRACT_TIMEOUT_S", 0.2)
+    monkeypatch.setattr(extract_mod, "_trafilatura", slow)
+    batch = pd.DataFrame({"url": ["https://e.org/a"], "html": [NEWS_PAGE]})
+    started = time.monotonic()
+    assert extract_batch(batch)["extract_error"][0].startswith("extract_timeout:")
+    assert time.monotonic() - started < 2
+
+    def boom(html, url):
+        raise RecursionError("maximum recursion depth exceeded")
+
+    monkeypatch.setattr(extract_mod, "_trafilatura", boom)
+    assert extract_batch(batch)["extract_error"][0] == (
+        "extract_failed: RecursionError: maximum recursion depth exceeded"
+    )

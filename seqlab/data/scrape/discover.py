@@ -51,6 +51,8 @@ def _gunzip(body: bytes) -> bytes:
         raise UrlListError(f"bad gzip data: {exc}") from None
     if len(data) > MAX_LIST_BYTES:
         raise UrlListError(f"inflates past {MAX_LIST_BYTES} bytes")
+    if not inflater.eof:
+        raise UrlListError("bad gzip data: the stream is cut short")
     return data
 
 

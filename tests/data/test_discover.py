@@ -94,7 +94,7 @@ def test_entities_are_not_resolved(tmp_path):
 def test_sources_take_sitemaps_and_feeds_and_their_hosts_become_the_domains():
     cfg = SourcesConfig(sitemaps=["https://a.example/sitemap.xml"], feeds=["https://b.example/rss"])
     assert cfg.allowed_domains == ["a.example", "b.example"] and cfg.seeds == []
-    with pytest.raises(ValueError, match="sitemap 'ftp://a.example/s.xml' is not an http"):
+    with pytest.raises(ValueError, match=r"sitemap 'ftp://a\.example/s\.xml' is not an http"):
         SourcesConfig(sitemaps=["ftp://a.example/s.xml"])
 
 

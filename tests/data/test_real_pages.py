@@ -13,6 +13,7 @@ import threading
 from collections import Counter
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import ClassVar
 
 import pytest
 
@@ -85,7 +86,7 @@ def _nested() -> bytes:
 
 
 class _Handler(BaseHTTPRequestHandler):
-    routes: dict[str, tuple[bytes, str]] = {}
+    routes: ClassVar[dict[str, tuple[bytes, str]]] = {}
 
     def do_GET(self) -> None:
         body, ctype = self.routes.get(self.path, (b"", ""))

@@ -7,6 +7,7 @@ import importlib
 
 BENCHMARKS: dict[str, str] = {
     "normalize": "character-level normalization: seqlab vs PyArabic vs the seed's re.sub chain (chars/s)",
+    "extract": "article extraction on real Arabic pages: token F1 vs trafilatura and others, pages/s per core",
     "scrape": "scraper pages/s against the local site with injected latency, vs the concurrency bound",
     "pipeline": "Ray Data normalization docs/s on 1 vs 2 CPUs vs a single-process pandas loop",
     "train": "trial training loop vs bare PyTorch loop vs pad-to-longest batching (samples/s)",

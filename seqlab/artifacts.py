@@ -9,6 +9,8 @@ from __future__ import annotations
 import datetime as _dt
 import hashlib
 import json
+import math
+import numbers
 import os
 import platform
 import shutil
@@ -262,6 +264,30 @@ def manifest_hash(manifest: dict[str, Any]) -> str:
     return hashlib.sha256(blob).hexdigest()[:16]
 
 
+def json_text(obj: Any, indent: int | None = 2) -> str:
+    """JSON that strict parsers accept: a NaN or an infinity becomes ``null``, and a dict at the top gains
+    ``"null_because"`` naming each such place (``{"metrics.val_r2": "not a finite number (nan)"}``)."""
+    replaced: dict[str, str] = {}
+
+    def clean(value: Any, path: str) -> Any:
+        if isinstance(value, dict):
+            return {k: clean(v, f"{path}.{k}" if path else str(k)) for k, v in value.items()}
+        if isinstance(value, (list, tuple)):
+            return [clean(v, f"{path}[{i}]") for i, v in enumerate(value)]
+        if isinstance(value, numbers.Real) and not isinstance(value, (bool, int)):
+            number = float(value)
+            if not math.isfinite(number):
+                replaced[path] = f"not a finite number ({number})"
+                return None
+            return number
+        return value
+
+    out = clean(obj, "")
+    if replaced and isinstance(out, dict):
+        out["null_because"] = replaced
+    return json.dumps(out, indent=indent, ensure_ascii=False, default=str, allow_nan=False)
+
+
 def write_manifest(
     directory: str | os.PathLike[str],
     stage: str,
@@ -292,7 +318,7 @@ def write_manifest(
         "versions": library_versions(),
         **extra,
     }
-    write_text(join(directory, MANIFEST), json.dumps(manifest, indent=2, ensure_ascii=False, default=str))
+    write_text(join(directory, MANIFEST), json_text(manifest))
     return manifest
 
 
@@ -323,6 +349,24 @@ class OutputTaken(FileExistsError):
     """A stage was pointed at a directory that another stage (or other inputs) made."""
 
 
+class OutputUnwritable(OutputTaken):
+    """The output directory (or the folder it would be made in) refuses writes."""
+
+
+def _check_writable(directory: str | os.PathLike[str], existing: Path) -> None:
+    """Write and remove a probe file in ``existing`` (the output or its nearest existing parent): the only
+    test that holds for root, read-only mounts and ACLs alike (``os.access`` says yes to root)."""
+    try:
+        fd, probe = tempfile.mkstemp(prefix=".seqlab-probe-", dir=existing)
+    except OSError as exc:
+        where = "" if existing == Path(str(directory)).expanduser() else f" (in {existing})"
+        raise OutputUnwritable(
+            f"{directory} cannot be written{where}: {exc.strerror or exc}: pick another --out"
+        ) from None
+    os.close(fd)
+    os.unlink(probe)
+
+
 def check_output_dir(
     directory: str | os.PathLike[str],
     stage: str,
@@ -330,7 +374,7 @@ def check_output_dir(
     overwrite: bool = False,
     config: dict[str, Any] | None = None,
 ) -> None:
-    """Refuse to write stage ``stage``'s output where it would replace another artifact.
+    """Refuse to write stage ``stage``'s output where it cannot be written or would replace another artifact.
 
     A directory whose manifest names another stage (a finished scrape under ``seqlab corpus --out``, a
     search under ``seqlab scrape --out``...) is refused, and so is one of the same stage made from another
@@ -346,6 +390,8 @@ def check_output_dir(
         if blocker is not None and not blocker.is_dir():  # never replaced, even with overwrite
             where = "is a file" if blocker == local else f"cannot be created: {blocker} is a file"
             raise OutputTaken(f"{directory} {where}, not a directory: pick another --out")
+        if blocker is not None:
+            _check_writable(directory, blocker)
     if overwrite:
         return
     try:
@@ -364,3 +410,63 @@ def check_output_dir(
             f"{directory} holds a {stage} made with another config ({MANIFEST}, {made}); "
             "pick another --out, or pass --overwrite to replace it"
         )
+
+
+LOCK_FILE = ".seqlab.lock"  # hidden: readers and listings skip it
+_CLAIMED: dict[str, int] = {}  # resolved local directory -> the locked file descriptor (this process)
+
+
+class OutputBusy(OutputTaken):
+    """Another seqlab run (another process) is writing the same output directory right now."""
+
+
+def claim_output_dir(
+    directory: str | os.PathLike[str],
+    stage: str,
+    *,
+    overwrite: bool = False,
+    config: dict[str, Any] | None = None,
+) -> None:
+    """Lock a local output directory for this process, then :func:`check_output_dir` it.
+
+    The lock (``flock`` on ``DIR/.seqlab.lock``) is held until the process ends, whatever way it ends, so
+    two runs racing on one ``--out`` cannot both write it: the second is refused with :class:`OutputBusy`.
+    Checking after locking closes the window in which both would pass the check. A refused claim leaves
+    nothing behind that it made. URIs (``s3://``...) are not locked: object stores have no such lock.
+
+    Raises:
+        OutputBusy: another process holds the lock (the message gives its pid).
+        OutputTaken: see :func:`check_output_dir`.
+    """
+    if is_uri(str(directory)):
+        check_output_dir(directory, stage, overwrite=overwrite, config=config)
+        return
+    local = Path(str(directory).removeprefix("file://")).expanduser().resolve()
+    if str(local) in _CLAIMED:  # this process holds it already (a resumed stage, a pipeline's re-check)
+        check_output_dir(directory, stage, overwrite=overwrite, config=config)
+        return
+    check_output_dir(directory, stage, overwrite=overwrite, config=config)  # a file in the way: no mkdir
+    created = not local.exists()
+    local.mkdir(parents=True, exist_ok=True)
+    lock = local / LOCK_FILE
+    fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        import fcntl
+
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.read(fd, 200).decode("utf-8", "replace").strip() or "unknown"
+            raise OutputBusy(
+                f"{directory} is being written by another seqlab run ({holder}): wait for it to end, "
+                "or pick another --out"
+            ) from None
+        check_output_dir(directory, stage, overwrite=overwrite, config=config)  # what the other run left
+        os.ftruncate(fd, 0)
+        os.write(fd, f"pid {os.getpid()}, seqlab {stage}".encode())
+    except BaseException:
+        os.close(fd)
+        if created:
+            shutil.rmtree(local, ignore_errors=True)
+        raise
+    _CLAIMED[str(local)] = fd

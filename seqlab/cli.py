@@ -46,6 +46,35 @@ VERBS: dict[str, tuple[str, str]] = {
 }
 
 
+# Options that name a file or directory: an empty value is always a mistake (`--out=` would otherwise write
+# into the working directory), and "-" means stdout only where the output is a stream (TEXT_OUTPUT verbs).
+PATH_OPTIONS = (
+    "out",
+    "data",
+    "model",
+    "resume",
+    "sources",
+    "labels",
+    "input",
+    "scorer",
+    "generator",
+    "config",
+)
+STREAM_OUT_VERBS = frozenset({"normalize", "score"})
+
+
+def check_paths(verb: str, args: argparse.Namespace) -> str | None:
+    """The one-line error for a path option that cannot be meant, or None."""
+    for dest in PATH_OPTIONS:
+        value = getattr(args, dest, None)
+        flag = "--" + dest.replace("_", "-")
+        if isinstance(value, str) and not value.strip():
+            return f"{flag} is empty: give a path"
+        if dest == "out" and value == "-" and verb not in STREAM_OUT_VERBS:
+            return f"--out - means stdout, but seqlab {verb} writes a directory: give a directory path"
+    return None
+
+
 def _top_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="seqlab",
@@ -96,6 +125,9 @@ def main(argv: list[str] | None = None) -> int:
         )
     if hasattr(args, "overrides"):
         args.overrides = [*args.overrides, *overrides]
+    if (bad_path := check_paths(argv[0], args)) is not None:
+        print(f"seqlab {argv[0]}: {bad_path}", file=sys.stderr)
+        return 2
     interrupts.reset()
     interrupts.sigterm_as_interrupt()  # `kill PID` stops a command as cleanly as Ctrl+C
     try:

@@ -102,7 +102,7 @@ def parse_overrides(args: list[str]) -> dict[str, Any]:
         if not sep or not key:
             raise ConfigError(f"override {raw!r} must look like --section.field=value")
         try:
-            parsed = yaml.safe_load(value) if value != "" else ""
+            parsed = load_yaml(value) if value != "" else ""
         except yaml.YAMLError as exc:
             raise ConfigError(f"override {raw!r}: value is not valid YAML ({exc})") from None
         if isinstance(parsed, str):
@@ -241,15 +241,53 @@ def load_config(
     return validate_config(cls, data, source)
 
 
+class _StrictLoader(yaml.SafeLoader):
+    """``yaml.safe_load`` that refuses a mapping with the same key twice (YAML lets the last one win, so
+    ``remove_digits: false`` ... ``remove_digits: true`` would silently mean true)."""
+
+
+def _no_duplicate_keys(loader: _StrictLoader, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+    seen: dict[Any, yaml.Mark] = {}
+    for key_node, _ in node.value:
+        key = loader.construct_object(key_node, deep=True)
+        if key in seen:
+            raise yaml.constructor.ConstructorError(
+                None, None, f"duplicate key {key!r} (first on line {seen[key].line + 1})", key_node.start_mark
+            )
+        seen[key] = key_node.start_mark
+    return loader.construct_mapping(node, deep=deep)
+
+
+_StrictLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _no_duplicate_keys)
+
+
+def load_yaml(text: str) -> Any:
+    """Parse YAML like ``yaml.safe_load``, refusing duplicate keys: every config the project reads goes
+    through here.
+
+    Raises:
+        yaml.YAMLError: invalid YAML, or a key given twice in one mapping (the message names it).
+    """
+    return yaml.load(text, Loader=_StrictLoader)  # a SafeLoader subclass: no arbitrary objects
+
+
+def yaml_error(path: str | Path, exc: yaml.YAMLError) -> str:
+    """One line for a YAML error: where (file and line) and what."""
+    mark = getattr(exc, "problem_mark", None)
+    problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+    where = f"{path}: line {mark.line + 1}" if mark is not None else str(path)
+    return f"{where}: not valid YAML: {problem}"
+
+
 def _read_yaml(path: str | Path) -> dict[str, Any]:
     try:
         text = Path(path).read_text(encoding="utf-8")
     except OSError as exc:
         raise ConfigError(f"cannot read config file {path}: {exc.strerror or exc}") from None
     try:
-        loaded = yaml.safe_load(text)
+        loaded = load_yaml(text)
     except yaml.YAMLError as exc:
-        raise ConfigError(f"{path} is not valid YAML: {exc}") from None
+        raise ConfigError(yaml_error(path, exc)) from None
     if loaded is None:
         return {}
     if not isinstance(loaded, dict):

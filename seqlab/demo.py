@@ -22,6 +22,7 @@ from typing import Any, Literal
 
 from pydantic import Field, ValidationInfo, field_validator
 
+from seqlab.artifacts import json_text
 from seqlab.config import Config, ConfigError, add_config_arguments, apply_overrides, dump_config, load_config
 from seqlab.interrupts import Interrupted
 from seqlab.lm.config import DecodingParams, FinetuneJobConfig
@@ -210,7 +211,7 @@ def run_demo(cfg: DemoConfig) -> dict:
             _banner(f"5/{n} serve: both models over HTTP (Ray Serve)")
             summary["steps"]["serve"] = _serve_and_query(out, cfg)
     summary["elapsed_s"] = round(time.monotonic() - t0, 1)
-    (out / "summary.json").write_text(json.dumps(summary, indent=2, ensure_ascii=False, default=str), "utf-8")
+    (out / "summary.json").write_text(json_text(summary), "utf-8")
     _print_artifacts(out)
     return summary
 

@@ -99,7 +99,7 @@ def run(args: argparse.Namespace) -> int:
     with ray_session():
         try:
             summary = run_scrape(cfg, overwrite=args.overwrite)
-        except ScrapeFailed as exc:
+        except (ScrapeFailed, OutputTaken) as exc:  # OutputTaken: another run took --out meanwhile
             return fail(exc)
     print(format_summary(summary))
     print(f"wrote {cfg.out}/corpus, {cfg.out}/failures, {cfg.out}/manifest.json", file=sys.stderr)

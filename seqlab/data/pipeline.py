@@ -28,7 +28,7 @@ from typing import Any
 import pandas as pd
 
 from seqlab.artifacts import (
-    check_output_dir,
+    claim_output_dir,
     is_uri,
     join,
     list_files,
@@ -186,7 +186,7 @@ def run_scrape(
     import ray
 
     cfg = cfg.smoke()
-    check_output_dir(cfg.out, "scrape", overwrite=overwrite)
+    claim_output_dir(cfg.out, "scrape", overwrite=overwrite)
     # A URI (s3://, gs://) is written through pyarrow.fs by every task, so a multi-node crawl never
     # leaves pages on one node's local disk; a local path is made absolute once, here.
     out = cfg.out if is_uri(cfg.out) else resolve(cfg.out)

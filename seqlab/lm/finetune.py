@@ -19,9 +19,10 @@ from pathlib import Path
 from typing import Any
 
 from seqlab.artifacts import (
-    check_output_dir,
+    claim_output_dir,
     is_uri,
     join,
+    json_text,
     read_manifest,
     read_text,
     staged_dir,
@@ -144,7 +145,7 @@ def run_finetune(
 
     if not cfg.out:
         raise ValueError("no output directory: pass --out DIR or set out: in the config")
-    check_output_dir(cfg.out, "finetune", overwrite=overwrite)
+    claim_output_dir(cfg.out, "finetune", overwrite=overwrite)
     cfg = cfg.smoke().model_copy(deep=True)
     corpus_dir = resolve_corpus_dir(cfg.data.path)
     cfg.data.path = corpus_dir  # the manifest records the corpus actually read
@@ -219,7 +220,7 @@ def _evaluate_and_report(
         "Ray Train run": run.path,
     }
     write_report(report_dir, run.history, ppl, rows, summary)
-    (report_dir / "metrics.json").write_text(json.dumps({**metrics, "history": run.history}, indent=2))
+    (report_dir / "metrics.json").write_text(json_text({**metrics, "history": run.history}))
     manifest = write_manifest(
         model_dir,
         stage="finetune",

@@ -20,7 +20,16 @@ import json
 import sys
 from pathlib import Path
 
-from seqlab.text.cli_normalize import FORMATS, InputError, _detect_format, _lines, _text_output, check_text
+from seqlab.text.cli_normalize import (
+    FORMATS,
+    InputError,
+    check_input_file,
+    check_text,
+    detect_format,
+    output_path,
+    read_lines,
+    text_output,
+)
 
 BATCH = 256  # texts per predict() call
 
@@ -35,7 +44,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--out-field", default="score", help="field/column the score goes to (default: score)"
     )
-    parser.add_argument("-o", "--out", help="output file (default: stdout)")
+    parser.add_argument("-o", "--out", help="output file (default, or '-': stdout)")
     parser.add_argument("--scores-only", action="store_true", help="print only the scores, one per line")
     parser.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1 ... (default: cpu)")
 
@@ -48,8 +57,12 @@ def _fail(message: str) -> int:
 def run(args: argparse.Namespace) -> int:
     if bool(args.texts) == bool(args.input):
         return _fail("give texts on the command line or --input FILE (one of the two)")
-    if args.input and args.input != "-" and not Path(args.input).is_file():
-        return _fail(f"{args.input}: no such file")
+    args.out = output_path(args.out)
+    if args.input and args.input != "-":
+        try:
+            check_input_file(args.input)
+        except InputError as exc:
+            return _fail(str(exc))
     model_dir = Path(args.model)
     if not model_dir.is_dir():
         return _fail(f"model directory {args.model} does not exist")
@@ -94,7 +107,7 @@ def _predict(scorer, texts: list[str]) -> list[float]:
 
 
 def _write_texts(args: argparse.Namespace, texts: list[str], scores: list[float]) -> None:
-    with _text_output(args.out) as out:
+    with text_output(args.out) as out:
         for text, score in zip(texts, scores, strict=True):
             out.write(f"{score:.3f}\n" if args.scores_only else f"{score:.3f}\t{text}\n")
 
@@ -102,11 +115,11 @@ def _write_texts(args: argparse.Namespace, texts: list[str], scores: list[float]
 def _score_file(args: argparse.Namespace, scorer) -> None:
     use_stdin = args.input == "-"
     sources = [] if use_stdin else [args.input]
-    fmt = _detect_format(args.format, sources)
+    fmt = detect_format(args.format, sources)
     if fmt == "parquet":
         _score_parquet(args, scorer, use_stdin)
         return
-    rows = list(_lines(sources, use_stdin))
+    rows = list(read_lines(sources, use_stdin))
     if fmt == "text":
         texts = [line for _, _, line in rows]
         _write_texts(args, texts, _predict(scorer, texts))
@@ -126,7 +139,7 @@ def _score_file(args: argparse.Namespace, scorer) -> None:
         check_text(record[args.field], f"{source}:{line_no}: field {args.field!r}")
         records.append(record)
     scores = _predict(scorer, [r[args.field] for r in records])
-    with _text_output(args.out) as out:
+    with text_output(args.out) as out:
         for record, score in zip(records, scores, strict=True):
             if args.scores_only:
                 out.write(f"{score:.3f}\n")

@@ -21,7 +21,15 @@ from typing import Any
 
 import yaml
 
-from seqlab.config import ConfigError, add_config_arguments, apply_overrides, parse_overrides, validate_config
+from seqlab.config import (
+    ConfigError,
+    add_config_arguments,
+    apply_overrides,
+    load_yaml,
+    parse_overrides,
+    validate_config,
+    yaml_error,
+)
 from seqlab.serve.config import ServeArgs
 
 __all__ = ["APP_IMPORT_PATH", "add_arguments", "read_serve_config", "run", "start_local", "wait_until_ready"]
@@ -52,11 +60,11 @@ def read_serve_config(path: str | Path | None) -> tuple[dict[str, Any], dict[str
     if path is None:
         return {}, {}
     try:
-        data = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
+        data = load_yaml(Path(path).read_text(encoding="utf-8")) or {}
     except OSError as exc:
         raise ConfigError(f"cannot read serve config {path}: {exc.strerror or exc}") from None
     except yaml.YAMLError as exc:
-        raise ConfigError(f"{path} is not valid YAML: {exc}") from None
+        raise ConfigError(yaml_error(path, exc)) from None
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: top level must be a mapping (Serve's config file format)")
     from pydantic import ValidationError

@@ -355,7 +355,7 @@ def materialize_corpus(
         seqlab.artifacts.OutputTaken: ``out_dir`` holds another stage's artifact, or a corpus made with
             another config (unless ``overwrite``).
     """
-    from seqlab.artifacts import check_output_dir, read_manifest, write_manifest
+    from seqlab.artifacts import claim_output_dir, read_manifest, write_manifest
     from seqlab.corpus import corpus_table, write_corpus
     from seqlab.text import normalize
     from seqlab.text.config import NormalizeConfig
@@ -378,7 +378,7 @@ def materialize_corpus(
             return str(out)
     except (FileNotFoundError, ValueError):
         pass
-    check_output_dir(out, "corpus", overwrite=overwrite, config=config)
+    claim_output_dir(out, "corpus", overwrite=overwrite, config=config)
 
     docs = generate_documents(n_docs, seed, bank=bank, noise_sd=noise_sd)
     urls = [article_url(d, base_url) for d in docs]

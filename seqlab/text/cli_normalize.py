@@ -41,7 +41,7 @@ class InputError(ValueError):
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("inputs", nargs="*", metavar="FILE", help="input files; none or '-' reads stdin")
-    parser.add_argument("-o", "--out", help="output file in the input's format (default: stdout)")
+    parser.add_argument("-o", "--out", help="output file in the input's format (default, or '-': stdout)")
     parser.add_argument(
         "--format",
         choices=("auto", *FORMATS),
@@ -87,11 +87,23 @@ def run(args: argparse.Namespace) -> int:
     except OSError as exc:  # the output: a directory, an unwritable place, a full disk...
         where = f"{exc.filename}: " if exc.filename else ""
         print(
-            f"seqlab normalize: cannot write {args.out or 'stdout'}: {where}{exc.strerror or exc}",
+            f"seqlab normalize: cannot write {output_path(args.out) or 'stdout'}: {where}{exc.strerror or exc}",
             file=sys.stderr,
         )
         return 2
     return 0
+
+
+def output_path(out: str | None) -> str | None:
+    """``--out`` as a path, or None for stdout (no ``--out``, or ``-``)."""
+    return None if out in (None, "-") else out
+
+
+def check_input_file(path: str) -> None:
+    """InputError naming what ``path`` is when it is not a readable file."""
+    if not Path(path).is_file():
+        what = "is a directory; give the files in it" if Path(path).is_dir() else "no such file"
+        raise InputError(f"{path}: {what}")
 
 
 def convert(args: argparse.Namespace, cfg: NormalizeConfig) -> None:
@@ -103,10 +115,8 @@ def convert(args: argparse.Namespace, cfg: NormalizeConfig) -> None:
     if use_stdin and sources:
         raise InputError("read either files or stdin ('-'), not both")
     for path in sources:
-        if not Path(path).is_file():
-            what = "is a directory; give the files in it" if Path(path).is_dir() else "no such file"
-            raise InputError(f"{path}: {what}")
-    fmt = _detect_format(args.format, sources)
+        check_input_file(path)
+    fmt = detect_format(args.format, sources)
 
     def fn(text: str) -> str:
         return " ".join(preprocess(text, cfg)) if args.tokens else normalize(text, cfg)
@@ -118,17 +128,17 @@ def convert(args: argparse.Namespace, cfg: NormalizeConfig) -> None:
             return normalize_batch(table, column=args.column, out_column=out_column, config=cfg)
 
         whole = None if args.tokens else normalize_column
-        _convert_parquet(sources, use_stdin, args.column, out_column, args.out, fn, whole)
+        _convert_parquet(sources, use_stdin, args.column, out_column, output_path(args.out), fn, whole)
         return
-    with _text_output(args.out) as out:
-        for source, line_no, line in _lines(sources, use_stdin):
+    with text_output(output_path(args.out)) as out:
+        for source, line_no, line in read_lines(sources, use_stdin):
             if fmt == "text":
                 out.write(fn(line) + "\n")
             else:
                 out.write(_jsonl_line(source, line_no, line, args.field, args.out_field or args.field, fn))
 
 
-def _detect_format(requested: str, sources: list[str]) -> str:
+def detect_format(requested: str, sources: list[str]) -> str:
     if requested != "auto":
         return requested
     if not sources:
@@ -147,7 +157,7 @@ def _detect_format(requested: str, sources: list[str]) -> str:
     return found.pop()
 
 
-def _lines(sources: list[str], use_stdin: bool) -> Iterator[tuple[str, int, str]]:
+def read_lines(sources: list[str], use_stdin: bool) -> Iterator[tuple[str, int, str]]:
     """(source name, 1-based line number, line without its newline) for every input line."""
     if use_stdin:
         stdin = getattr(sys.stdin, "buffer", None)
@@ -208,7 +218,7 @@ def _jsonl_line(
 
 
 @contextmanager
-def _text_output(path: str | None) -> Iterator[TextIO]:
+def text_output(path: str | None) -> Iterator[TextIO]:
     """Stdout, or ``path`` through :func:`seqlab.artifacts.atomic_output` (never a half file)."""
     if path is None:
         if hasattr(sys.stdout, "reconfigure"):

@@ -65,6 +65,13 @@ def run(args: argparse.Namespace) -> int:
     except (FileExistsError, FileNotFoundError, ValueError) as exc:  # bad --data, --out, or corpus content
         print(f"seqlab tune: {exc}", file=sys.stderr)
         return 2
+    if summary.get("finished"):
+        print(
+            f"seqlab tune: the search in {cfg.out} finished ({summary['created_at']}); nothing to resume, nothing "
+            f"changed. Its scorer: {cfg.out}/best, its report: {cfg.out}/report/report.md",
+            file=sys.stderr,
+        )
+        return 0
     if summary.get("interrupted"):
         print(
             f"seqlab tune: search interrupted; nothing was exported. Resume with: {summary['resume']}",

@@ -22,6 +22,8 @@ __all__ = ["CorpusData", "encode_frames", "load_corpus", "prepare_data"]
 
 log = logging.getLogger(__name__)
 
+MIN_SPLIT_ROWS = 2  # train: TF-IDF's min_df=2 needs two documents; val: R² and model choice need two rows
+
 
 @dataclass
 class CorpusData:
@@ -50,10 +52,13 @@ def load_corpus(
         seed: seed of that subsample.
 
     Raises:
-        ValueError: when the train or val split has no labeled rows.
+        ValueError: a score that is not a finite number in 0–10 (naming the row), a train or val split
+            with fewer than :data:`MIN_SPLIT_ROWS` labeled rows (saying whether the split is empty or
+            unlabeled), or scores without variance.
     """
     table = read_corpus(path, [text_column, "score", "split"], optional=["url"])
     df = table.to_pandas()
+    check_scores(df, path)
     labeled = df[df["score"].notna()].reset_index(drop=True)
     labeled = labeled.assign(
         score=labeled["score"].astype("float32"),
@@ -64,11 +69,30 @@ def load_corpus(
         labeled = labeled.sample(n=max_docs, random_state=seed).reset_index(drop=True)
     frames = {s: labeled[labeled["split"] == s].reset_index(drop=True) for s in SPLITS}
     for s in ("train", "val"):
-        if frames[s].empty:
-            raise ValueError(
-                f"corpus at {path} has no labeled {s!r} rows (score is empty): scrape it with --labels "
-                "FILE, or without labels to get the lexicon's weak labels"
+        if len(frames[s]) >= MIN_SPLIT_ROWS:
+            continue
+        rows = int((df["split"] == s).sum())
+        if not rows:
+            why = f"has no {s!r} rows at all (its splits: {df['split'].value_counts().to_dict()})"
+        elif frames[s].empty:
+            why = (
+                f"has no labeled {s!r} rows (score is empty in all {rows}): scrape it with --labels FILE, "
+                "or without labels to get the lexicon's weak labels"
             )
+        elif rows == len(frames[s]):
+            why = f"has {rows} {s!r} row(s); a search needs at least {MIN_SPLIT_ROWS}"
+        else:
+            why = (
+                f"has {len(frames[s])} labeled {s!r} row(s) of {rows} (the others' score is empty); a search "
+                f"needs at least {MIN_SPLIT_ROWS}: scrape it with --labels FILE, or without labels to get "
+                "the lexicon's weak labels"
+            )
+        raise ValueError(f"corpus at {path} {why}")
+    if labeled["score"].nunique() < 2:
+        raise ValueError(
+            f"corpus at {path}: column 'score' has no variance (every labeled row scores "
+            f"{labeled['score'].iloc[0]:g}): a scorer has nothing to learn from it"
+        )
     try:
         manifest = artifacts.read_manifest(path)
     except FileNotFoundError:
@@ -81,6 +105,19 @@ def load_corpus(
         "/".join(str(len(frames[s])) for s in SPLITS),
     )
     return frames, manifest
+
+
+def check_scores(df: pd.DataFrame, path: str) -> None:
+    """ValueError naming the first row whose score is not a finite number in 0–10 (null is fine: unlabeled)."""
+    scores = df["score"].astype("float64")
+    bad = scores.notna() & ~scores.between(0.0, 10.0)  # NaN, ±inf and out-of-range alike
+    if bad.any():
+        row = int(bad.idxmax())
+        where = f"row {row}" + (f" ({df['url'].iloc[row]})" if "url" in df else "")
+        raise ValueError(
+            f"corpus at {path}: {where} has score {float(scores.iloc[row])!r}; scores are finite numbers in 0–10 "
+            "(or null for unlabeled rows)"
+        )
 
 
 def encode_frames(

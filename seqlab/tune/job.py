@@ -37,7 +37,8 @@ def run_tune_job(cfg: TuneJobConfig, resume: bool = False, overwrite: bool = Fal
 
     Returns:
         The search summary (also in ``report/results.json``). When the search was interrupted it holds
-        ``{"interrupted": True, "resume": <command>}`` and nothing is exported.
+        ``{"interrupted": True, "resume": <command>}`` and nothing is exported; when ``resume`` finds the
+        search finished already, ``{"finished": True, "created_at": ..., "out": ...}`` and nothing changes.
 
     Raises:
         FileExistsError: a new search would overwrite an existing one in ``cfg.out`` (use ``resume``).
@@ -52,7 +53,9 @@ def run_tune_job(cfg: TuneJobConfig, resume: bool = False, overwrite: bool = Fal
 
     run_cfg = cfg.smoke()
     out = cfg.out
-    artifacts.check_output_dir(out, "tune", overwrite=overwrite)
+    if resume and (finished := _finished_search(out)) is not None:
+        return finished  # a resume of a finished search changes nothing
+    artifacts.claim_output_dir(out, "tune", overwrite=overwrite)
     storage = run_cfg.run.storage_path or out
     experiment = artifacts.join(storage, run_cfg.run.name)
 
@@ -110,6 +113,18 @@ def run_tune_job(cfg: TuneJobConfig, resume: bool = False, overwrite: bool = Fal
             import ray
 
             ray.shutdown()
+
+
+def _finished_search(out: str) -> dict[str, Any] | None:
+    """``{"finished": True, ...}`` when ``out`` holds a search that ran to its end (its manifest is written
+    last), else None."""
+    try:
+        manifest = artifacts.read_manifest(out)
+    except (FileNotFoundError, ValueError, OSError):
+        return None
+    if manifest.get("stage") != "tune":
+        return None
+    return {"finished": True, "created_at": manifest.get("created_at"), "out": out}
 
 
 def finish_search(grid, cfg: TuneJobConfig, corpus, out: str, elapsed_s: float) -> dict[str, Any]:

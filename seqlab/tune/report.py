@@ -13,6 +13,7 @@ import math
 from pathlib import Path
 from typing import Any
 
+from seqlab.artifacts import json_text
 from seqlab.models.config import CELLS, architecture_name
 from seqlab.tune.config import CHOICE_KEYS, SearchSpace
 
@@ -228,9 +229,7 @@ def write_report(directory: str | Path, summary: dict[str, Any], curves: list[di
     if summary.get("importances"):
         _plot_importances(out / "importances.png", summary["importances"])
         files.append("importances.png")
-    (out / "results.json").write_text(
-        json.dumps({**summary, "curves": curves}, indent=2, ensure_ascii=False, default=str), encoding="utf-8"
-    )
+    (out / "results.json").write_text(json_text({**summary, "curves": curves}), encoding="utf-8")
     (out / "report.md").write_text(_markdown(summary, files, stops), encoding="utf-8")
     return files
 

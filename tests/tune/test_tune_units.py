@@ -212,6 +212,11 @@ def test_architecture_points_start_from_the_known_good_values_snapped_to_the_spa
     "damage, says",
     [
         ("no_labels", "has no labeled 'train' rows"),
+        ("inf_score", "has score inf; scores are finite numbers in 0–10"),
+        ("out_of_range", "has score 11.0; scores are finite numbers in 0–10"),
+        ("constant", "column 'score' has no variance (every labeled row scores 5)"),
+        ("one_row_per_split", "has 1 'train' row(s); a search needs at least 2"),
+        ("no_val", "has no 'val' rows at all"),
         ("no_score", "lacks column(s) ['score']"),
         ("text_column", "--data.text_column"),
         ("missing", "no corpus at"),
@@ -226,6 +231,14 @@ def test_tune_rejects_a_corpus_it_cannot_train_on_in_one_line(tiny_corpus, tmp_p
     frame = pd.read_parquet(tiny_corpus / "corpus")
     if damage == "no_labels":
         frame = frame.assign(score=None)
+    elif damage in ("inf_score", "out_of_range"):
+        frame.loc[3, "score"] = float("inf") if damage == "inf_score" else 11.0
+    elif damage == "constant":
+        frame = frame.assign(score=5.0)
+    elif damage == "one_row_per_split":
+        frame = frame[frame["score"].notna()].groupby("split").head(1)
+    elif damage == "no_val":
+        frame = frame[frame["split"] != "val"]
     elif damage == "no_score":
         frame = frame.drop(columns=["score"])
     if damage != "missing":

@@ -15,6 +15,7 @@ import datetime as _dt
 import hashlib
 import json
 import logging
+import sys
 from pathlib import Path
 from typing import Any, Literal
 
@@ -183,9 +184,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     cfg = load_config(PipelineJobConfig, args.config, args.overrides, flags={"out": args.out})
+    if "scrape" in cfg.steps and not cfg.scrape.sources.start_urls:  # before Ray: nothing could be crawled
+        raise ConfigError(
+            "scrape.sources has no seeds, sitemaps or feeds: pass --config jobs/pipeline.yaml (the bundled "
+            "site's seeds) or --scrape.sources.seeds=[URL]"
+        )
+    from seqlab.data.pipeline import ScrapeFailed
     from seqlab.ray_utils import ray_session
 
     with ray_session():
-        done = run_pipeline(cfg)
+        try:
+            done = run_pipeline(cfg)
+        except (ScrapeFailed, FileExistsError, FileNotFoundError, ValueError) as exc:
+            print(f"seqlab pipeline: {exc}", file=sys.stderr)  # what the stage verbs say, one line
+            return 2
     print("pipeline: " + ", ".join(f"{k} {v}" for k, v in done.items()))
     return 0

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 from seqlab.config import ConfigError, add_config_arguments, load_config
 
@@ -75,6 +76,40 @@ def build_config(args: argparse.Namespace):
     )
 
 
+def keep_earlier_labels(cfg, explicit_none: bool, overwrite: bool):
+    """The config a re-run into an earlier scrape's ``--out`` should use so that its hand labels survive.
+
+    That scrape was labeled from a CSV: a re-run with no ``--labels`` keeps that CSV (and says so); one with
+    ``--labels none`` would put the lexicon's scores in their place, which needs ``--overwrite``.
+
+    Raises:
+        ValueError: the labels would be lost (the message says how to keep or replace them).
+    """
+    from seqlab.artifacts import read_manifest
+
+    try:
+        earlier = read_manifest(cfg.out)
+    except (FileNotFoundError, ValueError, OSError):
+        return cfg
+    if earlier.get("stage") != "scrape" or earlier.get("labeler") != "labels_csv" or cfg.labels:
+        return cfg
+    path = earlier.get("labels_path")
+    if explicit_none:
+        if overwrite:
+            return cfg
+        raise ValueError(
+            f"{cfg.out} was labeled from {path}; --labels none would replace those labels with the lexicon's "
+            "scores: add --overwrite to do that, or leave --labels out to keep them"
+        )
+    if not path or not Path(path).is_file():
+        raise ValueError(
+            f"{cfg.out} was labeled from {path}, which is not there now: pass --labels FILE to keep hand "
+            "labels, or --labels none --overwrite to relabel with the lexicon"
+        )
+    print(f"seqlab scrape: keeping the labels {cfg.out} was made with: {path}", file=sys.stderr)
+    return cfg.model_copy(update={"labels": path})
+
+
 def run(args: argparse.Namespace) -> int:
     cfg = build_config(args)
     from seqlab.artifacts import OutputTaken, check_output_dir
@@ -90,6 +125,8 @@ def run(args: argparse.Namespace) -> int:
     # or leave an empty --out behind.
     try:  # check_output_dir also refuses an --out that is a file
         check_output_dir(cfg.out, "scrape", overwrite=args.overwrite)
+        explicit_none = bool(args.labels) and args.labels.lower() in {"none", "null"}
+        cfg = keep_earlier_labels(cfg, explicit_none, args.overwrite)
         if cfg.labels:
             read_labels_csv(cfg.labels)
     except (OutputTaken, ValueError) as exc:

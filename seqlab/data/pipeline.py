@@ -186,6 +186,8 @@ def run_scrape(
     import ray
 
     cfg = cfg.smoke()
+    if not cfg.sources.start_urls:
+        raise ScrapeFailed("nothing to scrape: the sources have no seeds, sitemaps or feeds")
     claim_output_dir(cfg.out, "scrape", overwrite=overwrite)
     # A URI (s3://, gs://) is written through pyarrow.fs by every task, so a multi-node crawl never
     # leaves pages on one node's local disk; a local path is made absolute once, here.
@@ -213,6 +215,10 @@ def run_scrape(
     # Phase 2: process raw pages in parallel with Ray Data.
     raw_dir = join(out, "raw")
     if not list_files(raw_dir, prefix="part-", suffix=".parquet"):
+        if not list_files(join(out, "failures"), suffix=".parquet"):
+            raise ScrapeFailed(
+                f"the crawl tried no URL: {cfg.sources.domains or 'no domain'} had nothing to fetch"
+            )
         raise ScrapeFailed(
             f"the crawl fetched no pages into {raw_dir}; see {join(out, 'failures')} (a re-run retries "
             "timeouts and server errors)"

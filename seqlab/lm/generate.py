@@ -28,6 +28,7 @@ __all__ = [
     "DecodingConfig",
     "RunningBatch",
     "apply_repetition_penalty",
+    "choose_tokens",
     "context_limit",
     "filter_top_k",
     "filter_top_p",
@@ -55,6 +56,9 @@ def apply_repetition_penalty(logits: torch.Tensor, history: torch.Tensor, penalt
         return logits
     seen = torch.gather(logits, 1, history)  # (N, T)
     seen = torch.where(seen < 0, seen * penalty, seen / penalty)
+    # A penalty near 0 (5e-324 is 0 in float32) divides by ~0: keep the scores finite and ordered.
+    finite = torch.finfo(seen.dtype)
+    seen = torch.nan_to_num(seen, nan=0.0, posinf=finite.max, neginf=finite.min)
     return logits.scatter(1, history, seen)
 
 
@@ -78,6 +82,7 @@ def filter_top_p(logits: torch.Tensor, p: float) -> torch.Tensor:
     probs = sorted_logits.softmax(dim=-1)
     mass_before = probs.cumsum(dim=-1) - probs  # (N, V)
     drop_sorted = mass_before >= p
+    drop_sorted[:, 0] = False  # the most likely token always stays (a p that is 0 in float32 too)
     drop = drop_sorted.scatter(1, order, drop_sorted)  # back to vocabulary order
     return logits.masked_fill(drop, float("-inf"))
 
@@ -87,9 +92,29 @@ def next_token_scores(logits: torch.Tensor, history: torch.Tensor, opts: Decodin
     scores = apply_repetition_penalty(logits.float(), history, opts.repetition_penalty)
     if opts.strategy == "greedy":
         return scores
-    scores = scores / opts.temperature
+    # The best token at 0 before dividing: a tiny temperature (1e-40) then sends the others to -inf (the
+    # greedy limit it stands for) instead of overflowing every score to +-inf and the softmax to NaN.
+    scores = (scores - scores.amax(dim=-1, keepdim=True)) / opts.temperature
     scores = filter_top_k(scores, opts.top_k)
     return filter_top_p(scores, opts.top_p)
+
+
+def choose_tokens(
+    scores: torch.Tensor, greedy: bool, generator: torch.Generator | None = None
+) -> torch.Tensor:
+    """The next token of each row of processed ``(N, V)`` scores: their argmax, or a sample from their
+    softmax. A row whose distribution is numerically degenerate (no finite, positive mass: what extreme but
+    valid decoding values can leave) takes its argmax: the defined rule, instead of a NaN error."""
+    best = scores.argmax(dim=-1)  # (N,)
+    if greedy:
+        return best
+    probs = scores.softmax(dim=-1)  # (N, V)
+    usable = torch.isfinite(probs).all(dim=-1) & (probs.sum(dim=-1) > 0)  # (N,)
+    if not usable.all():
+        probs = torch.where(
+            usable[:, None], probs, torch.nn.functional.one_hot(best, probs.shape[-1]).to(probs)
+        )
+    return torch.multinomial(probs, 1, generator=generator).squeeze(1)
 
 
 def _positions(mask: torch.Tensor, max_position: int) -> torch.Tensor:
@@ -358,10 +383,7 @@ class RunningBatch:
             rows = slice(start, start + g.rows)
             start += g.rows
             scores = next_token_scores(logits[rows], self.history[rows], g.opts)  # (n, V)
-            if g.opts.strategy == "greedy":
-                chosen[rows] = scores.argmax(dim=-1)
-            else:
-                chosen[rows] = torch.multinomial(scores.softmax(dim=-1), 1, generator=g.generator).squeeze(1)
+            chosen[rows] = choose_tokens(scores, g.opts.strategy == "greedy", g.generator)
             hooked.append(scores)
         if self.eos is not None:
             chosen = chosen.masked_fill(self.finished, self.eos)

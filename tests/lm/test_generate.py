@@ -379,3 +379,52 @@ def test_a_cancelled_request_leaves_and_the_others_are_unchanged(tiny_model):
         kept.append(out["keep"].item())
     assert kept == _alone(model, ids[0], opts, tokenizer.eos_token_id)
     assert len(batch) == 0
+
+
+# --- every decoding value the schema accepts decodes -------------------------------------------------------
+
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+from seqlab.lm.generate import choose_tokens  # noqa: E402
+
+# The extremes the schema lets through, then the whole accepted ranges (DecodingParams' bounds).
+TINY = st.sampled_from([5e-324, 1e-45, 1e-40, 1e-38, 1e-20])
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    temperature=TINY | st.floats(min_value=0, max_value=100, exclude_min=True),
+    top_p=TINY | st.floats(min_value=0, max_value=1, exclude_min=True),
+    repetition_penalty=TINY | st.floats(min_value=0, max_value=10, exclude_min=True),
+    top_k=st.integers(min_value=0, max_value=100),
+)
+def test_every_accepted_decoding_value_decodes(tiny_model, temperature, top_p, repetition_penalty, top_k):
+    model, tokenizer = tiny_model
+    opts = DecodingConfig(
+        temperature=temperature,
+        top_p=top_p,
+        repetition_penalty=repetition_penalty,
+        top_k=top_k,
+        max_new_tokens=3,
+        stop_at_eos=False,
+        seed=0,
+    )
+    new = generate_ids(model, _prompt(tokenizer, PROMPTS[0]), opts)[0]
+    assert len(new) == 3 and all(0 <= t < model.config.vocab_size for t in new)
+
+
+def test_a_vanishing_temperature_is_the_greedy_limit(tiny_model):
+    model, tokenizer = tiny_model
+    greedy = DecodingConfig(strategy="greedy", repetition_penalty=1.0, max_new_tokens=8, stop_at_eos=False)
+    cold = greedy.replace(strategy="sample", temperature=1e-40, top_k=0, top_p=1.0, seed=3)
+    prompt = _prompt(tokenizer, PROMPTS[1])
+    assert generate_ids(model, prompt, cold)[0] == generate_ids(model, prompt, greedy)[0]
+
+
+def test_a_degenerate_row_falls_back_to_its_argmax_and_the_others_still_sample():
+    scores = torch.tensor([[float("nan"), 1.0, 3.0], [float("-inf")] * 3, [0.0, 0.0, 50.0]])
+    picked = choose_tokens(scores, greedy=False, generator=torch.Generator().manual_seed(0))
+    assert picked[2].item() == 2 and picked.shape == (3,)
+    assert 0 <= picked[0].item() < 3 and 0 <= picked[1].item() < 3
+    assert filter_top_p(torch.tensor([[2.0, 1.0, 0.0]]), 0.0).isfinite().sum() == 1  # p=0 keeps the top one

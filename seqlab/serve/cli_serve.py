@@ -48,6 +48,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--port", type=int, help="HTTP port (default: the config's, else 8000)")
     parser.add_argument("--name", default="seqlab", help="Serve application name (default: seqlab)")
     parser.add_argument("--num-cpus", type=int, default=None, help="CPUs of the local Ray (default: all)")
+    parser.add_argument(
+        "--allow-unauthenticated",
+        action="store_true",
+        help="listen beyond loopback (--host 0.0.0.0 ...) without SEQLAB_API_KEY set: anyone who reaches the "
+        "port can use the models (refused without this flag)",
+    )
 
 
 def read_serve_config(path: str | Path | None) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -232,8 +238,40 @@ def resolve(args: argparse.Namespace) -> tuple[ServeArgs, dict[str, Any]]:
     return cfg, http
 
 
+def _is_loopback(host: str) -> bool:
+    import ipaddress
+
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False  # a host name: it may resolve beyond this machine
+
+
+def _check_cpus(num_cpus: int | None, cfg: ServeArgs) -> None:
+    """A local Ray too small for the app's replicas would start and never schedule them: refuse it."""
+    if num_cpus is None:
+        return
+    if num_cpus < 1:
+        raise ConfigError(f"--num-cpus must be at least 1 (got {num_cpus})")
+    needed = cfg.cpus_needed()
+    if sum(needed.values()) > num_cpus:
+        parts = ", ".join(f"{name} {cpus:g}" for name, cpus in needed.items())
+        raise ConfigError(
+            f"--num-cpus {num_cpus} is fewer than the app's replicas reserve ({sum(needed.values()):g}: {parts}); "
+            "give more, or lower *_deployment.num_cpus / num_replicas"
+        )
+
+
 def run(args: argparse.Namespace) -> int:
     cfg, http = resolve(args)
+    _check_cpus(args.num_cpus, cfg)
+    if not _is_loopback(str(http["host"])) and not _api_key_set() and not args.allow_unauthenticated:
+        raise ConfigError(
+            f"--host {http['host']} listens beyond this machine and SEQLAB_API_KEY is not set: set it (every "
+            "route but /healthz then needs the key), or pass --allow-unauthenticated to serve without auth"
+        )
     _check_artifact(cfg.scorer, "scorer")
     _check_artifact(cfg.generator, "generator")
     if not _port_free(http["host"], int(http["port"])):
@@ -247,10 +285,10 @@ def run(args: argparse.Namespace) -> int:
     from seqlab.ray_utils import init_ray
 
     started = init_ray(num_cpus=args.num_cpus)
-    stop = {"now": False}
+    stop = {"now": False, "signal": 0}
 
     def _stop(signum, frame):  # Ctrl-C and SIGTERM: leave the loop, shut Serve down
-        stop["now"] = True
+        stop["now"], stop["signal"] = True, signum
 
     previous = {signal.SIGTERM: signal.signal(signal.SIGTERM, _stop)}
     try:
@@ -259,11 +297,13 @@ def run(args: argparse.Namespace) -> int:
         # on SIGINT (another handler, or SIG_IGN in a background job), Ctrl-C now stops the server.
         previous[signal.SIGINT] = signal.signal(signal.SIGINT, _stop)
         print(examples(url, cfg), flush=True)
+        if not _is_loopback(str(http["host"])):
+            print(f"listening on {http['host']}:{http['port']}: reachable from other machines", flush=True)
         print("\nPress Ctrl-C to stop.", flush=True)
         while not stop["now"]:
             time.sleep(0.5)
     except KeyboardInterrupt:
-        pass
+        stop["signal"] = signal.SIGINT
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
@@ -273,4 +313,5 @@ def run(args: argparse.Namespace) -> int:
         finally:
             if started:
                 ray.shutdown()
-    return 0
+    # Stopped by a signal: 128 + its number (130 Ctrl-C, 143 SIGTERM), as every other long-running verb.
+    return 128 + int(stop["signal"]) if stop["signal"] else 0

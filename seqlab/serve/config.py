@@ -67,6 +67,11 @@ class DeploymentOptions(Config):
         description="custom Ray resources per replica, to pin it to the nodes that advertise them",
     )
 
+    @property
+    def min_replicas(self) -> int:
+        """Replicas Serve starts with (``num_replicas``, or autoscaling's ``min_replicas``)."""
+        return self.autoscaling.min_replicas if self.autoscaling is not None else self.num_replicas
+
     def serve_options(self) -> dict[str, Any]:
         """Keyword arguments for ``Deployment.options(...)``."""
         actor: dict[str, Any] = {"num_cpus": self.num_cpus, "num_gpus": self.num_gpus}
@@ -178,6 +183,16 @@ class ServeArgs(Config):
         description="generation rows (requests x candidates) decoded together per step",
     )
     overload_status: Literal[503, 429] = Field(503, description="status of an overload answer")
+
+    def cpus_needed(self) -> dict[str, float]:
+        """CPUs each deployment's starting replicas reserve (the models left out reserve none)."""
+        parts = {"ingress": self.ingress}
+        if self.scorer:
+            parts["scorer"] = self.scorer_deployment
+        if self.generator:
+            parts["generator"] = self.generator_deployment
+        return {name: d.num_cpus * d.min_replicas for name, d in parts.items()}
+
     retry_after_s: float = Field(1.0, ge=0, description="Retry-After sent with overload answers")
     log_requests: bool = Field(
         True,

@@ -104,7 +104,7 @@ def test_seqlab_serve_runs_prints_examples_and_stops_on_ctrl_c(artifacts, tmp_pa
             code = proc.wait(timeout=120)
         except subprocess.TimeoutExpired:
             pytest.fail("seqlab serve did not stop within 120 s of Ctrl-C; its stderr:\n" + err()[-4000:])
-        assert code == 0, err()[-4000:]
+        assert code == 130, err()[-4000:]  # stopped by SIGINT: 128 + 2, as every long-running verb
         assert "stopping Serve" in err()
         with pytest.raises(httpx.HTTPError):
             httpx.get(f"{url}/healthz", timeout=5)
@@ -113,3 +113,30 @@ def test_seqlab_serve_runs_prints_examples_and_stops_on_ctrl_c(artifacts, tmp_pa
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
         stderr.close()
+
+
+@pytest.mark.parametrize(
+    "flags, says",
+    [
+        (["--num-cpus", "-1"], "--num-cpus must be at least 1 (got -1)"),
+        (["--num-cpus", "0"], "--num-cpus must be at least 1 (got 0)"),
+        (["--num-cpus", "1", "--scorer_deployment.num_cpus=2"], "fewer than the app's replicas reserve (2.25"),
+        (["--host", "0.0.0.0"], "listens beyond this machine and SEQLAB_API_KEY is not set"),
+    ],
+)
+def test_serve_refuses_what_would_hang_or_expose_it_before_ray(artifacts, capsys, monkeypatch, flags, says):
+    import seqlab.ray_utils
+
+    monkeypatch.delenv("SEQLAB_API_KEY", raising=False)
+    monkeypatch.setattr(seqlab.ray_utils, "init_ray", lambda *a, **k: pytest.fail("Ray started"))
+    assert main(["serve", "--scorer", str(artifacts["scorer"]), *flags]) == 2
+    err = capsys.readouterr().err
+    assert says in err and "Traceback" not in err
+
+
+def test_listening_beyond_loopback_needs_a_key_or_the_explicit_flag():
+    from seqlab.serve.cli_serve import _is_loopback
+
+    assert _is_loopback("127.0.0.1") and _is_loopback("127.5.0.1") and _is_loopback("::1")
+    assert _is_loopback("localhost") and not _is_loopback("0.0.0.0") and not _is_loopback("10.1.2.3")
+    assert not _is_loopback("myhost.example")

@@ -327,12 +327,17 @@ def read_manifest(directory: str | os.PathLike[str]) -> dict[str, Any]:
 
     Raises:
         FileNotFoundError: with a message naming the directory when it holds no manifest.
+        ValueError: the manifest is not a JSON object (the message names the file).
     """
     path = join(directory, MANIFEST)
     try:
         manifest = json.loads(read_text(path))
     except FileNotFoundError:
         raise FileNotFoundError(f"{directory} is not a seqlab artifact: no {MANIFEST} in it") from None
+    except ValueError as exc:  # JSONDecodeError, or bytes that are not UTF-8
+        raise ValueError(f"{path} is broken: not valid JSON ({exc})") from None
+    if not isinstance(manifest, dict):
+        raise ValueError(f"{path} is broken: a JSON object was expected, got {type(manifest).__name__}")
     manifest["path"] = str(directory)
     return manifest
 

@@ -27,6 +27,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from seqlab.bench.normalize import best_times, one_core
+from seqlab.config import ConfigError
 
 __all__ = ["token_f1"]
 
@@ -209,10 +210,10 @@ def ray_speed(htmls: list[str], repeat: int) -> None:
 
 def run(args: argparse.Namespace) -> int:
     if args.repeat < 1 or args.site_docs < 1:
-        raise SystemExit("seqlab bench extract: --repeat and --site-docs must be >= 1")
+        raise ConfigError("--repeat and --site-docs must be >= 1")
     pages = real_pages(args.pages)
     if not pages:
-        raise SystemExit(f"seqlab bench extract: no NAME.html + NAME.gold.txt pages in {args.pages}")
+        raise ConfigError(f"no NAME.html + NAME.gold.txt pages in {args.pages}")
     extractors = contenders()
     means = quality(pages, extractors)
     timed = {k: extractors[k] for k in ("seqlab", "seqlab before")}

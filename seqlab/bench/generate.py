@@ -14,6 +14,8 @@ import argparse
 import statistics
 import time
 
+from seqlab.config import ConfigError
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
@@ -50,13 +52,18 @@ def run(args: argparse.Namespace) -> int:
     if args.model:
         from seqlab.lm.generator import load_model_and_tokenizer
 
-        model, _ = load_model_and_tokenizer(args.model, device=args.device)
+        try:
+            model, _ = load_model_and_tokenizer(args.model, device=args.device)
+        except (FileNotFoundError, ValueError) as exc:  # a scorer dir, a missing or broken model
+            raise ConfigError(f"--model: {exc}") from None
     else:
         model = _default_model().to(args.device).eval()
     context = model.config.n_positions
     if args.prompt_tokens + args.new_tokens > context:
-        print(f"prompt + new tokens must fit the model's context of {context}")
-        return 2
+        raise ConfigError(
+            f"--prompt-tokens {args.prompt_tokens} + --new-tokens {args.new_tokens} must fit the model's "
+            f"context of {context}"
+        )
     gen = torch.Generator().manual_seed(0)
     prompt = torch.randint(1, model.config.vocab_size, (args.batch, args.prompt_tokens), generator=gen)
     prompt = prompt.to(args.device)

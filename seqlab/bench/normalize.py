@@ -31,6 +31,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
+from seqlab.config import ConfigError
 from seqlab.text.normalize import URL_PATTERN
 
 # Authored for this benchmark. Mixed vocalization, tatweel, ASCII / Arabic-Indic / Extended digits,
@@ -211,7 +212,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     if args.mb <= 0 or args.repeat < 1 or args.doc_chars < 0:
-        raise SystemExit("seqlab bench normalize: --mb must be > 0, --repeat >= 1, --doc-chars >= 0")
+        raise ConfigError("--mb must be > 0, --repeat >= 1, --doc-chars >= 0")
     verdicts = []
     for kind in TEXTS if args.text == "both" else [args.text]:
         verdicts += _run_one(kind, args)

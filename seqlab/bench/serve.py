@@ -71,6 +71,8 @@ from urllib.parse import urlsplit
 
 from pydantic import BaseModel
 
+from seqlab.config import ConfigError
+
 # --- defaults, in one place -------------------------------------------------------------------------
 HOST = "127.0.0.1"  # the only address the benchmark binds or targets
 SCORE_LEVELS = "1,8,32,64"  # concurrent clients for /v1/score (the levels)
@@ -136,9 +138,9 @@ def _levels(text: str, flag: str) -> list[int]:
     try:
         levels = [int(part) for part in text.split(",") if part.strip()]
     except ValueError:
-        raise SystemExit(f"{flag}: comma-separated integers expected, got {text!r}") from None
+        raise ConfigError(f"{flag}: comma-separated integers expected, got {text!r}") from None
     if not levels or min(levels) < 1:
-        raise SystemExit(f"{flag}: levels must be >= 1 (got {text!r})")
+        raise ConfigError(f"{flag}: levels must be >= 1 (got {text!r})")
     return levels
 
 
@@ -920,7 +922,7 @@ def _sigterm_as_interrupt() -> Iterator[None]:
 def run(args: argparse.Namespace) -> int:
     for flag in ("requests", "completion_requests", "max_tokens", "seconds"):
         if getattr(args, flag) <= 0:
-            raise SystemExit(f"--{flag.replace('_', '-')} must be > 0")
+            raise ConfigError(f"--{flag.replace('_', '-')} must be > 0")
     levels = {
         "score": _levels(args.concurrency, "--concurrency"),
         "completions": _levels(args.completion_concurrency, "--completion-concurrency"),

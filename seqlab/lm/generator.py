@@ -12,6 +12,7 @@ A generator directory is what ``seqlab finetune`` writes to ``OUT/model/``: a Hu
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -176,6 +177,10 @@ def load_model_and_tokenizer(model_dir: str | Path, device: str | None = None) -
             f"{model_dir} is not a Hugging Face model directory (no config.json); "
             "pass the model/ folder written by 'seqlab finetune'"
         )
+    try:  # transformers reads it for the tokenizer too, and would blame "the tokenizer files"
+        json.loads((path / "config.json").read_text(encoding="utf-8"))
+    except ValueError as exc:
+        raise ValueError(f"{path / 'config.json'} is broken: not valid JSON ({exc})") from None
     if artifacts.artifact_stage(path) == "scorer":
         raise FileNotFoundError(
             f"{model_dir} is a scorer artifact, not a generator (load it with load_scorer)"

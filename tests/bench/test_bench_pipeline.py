@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from seqlab.bench import pipeline as bench
+from seqlab.config import ConfigError
 from seqlab.text import normalize
 
 REPO = Path(__file__).resolve().parents[2]
@@ -47,7 +48,7 @@ def test_pandas_baselines_agree_with_normalize():
 
 @pytest.mark.parametrize("flag", ["--docs", "--repeat", "--batch-size", "--blocks"])
 def test_rejects_non_positive_options(flag):
-    with pytest.raises(SystemExit, match="must be >= 1"):
+    with pytest.raises(ConfigError, match="must be >= 1"):
         bench.run(_parse([flag, "0"]))
 
 

@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from seqlab.bench import serve as bench
+from seqlab.config import ConfigError
 
 REPO = Path(__file__).resolve().parents[2]
 SERVERS = ("bare FastAPI", "seqlab Serve")
@@ -82,7 +83,7 @@ def test_serve_settings_fit_two_cpus():
 
 @pytest.mark.parametrize("flag", ["--requests", "--completion-requests", "--max-tokens", "--seconds"])
 def test_rejects_non_positive_options(flag):
-    with pytest.raises(SystemExit, match="must be > 0"):
+    with pytest.raises(ConfigError, match="must be > 0"):
         bench.run(_parse([flag, "0"]))
 
 

@@ -48,3 +48,17 @@ def test_generate_benchmark_prints_all_variants(capsys, tiny_gpt2_dir):
         assert name in out
     args.new_tokens = 100  # 8 + 100 tokens do not fit the tiny model's 64-token context
     assert bench_generate.run(args) == 2
+
+
+def test_generate_benchmark_refuses_a_scorer_and_a_prompt_too_long_on_stderr(capsys, tmp_path, tiny_gpt2_dir):
+    from seqlab.artifacts import write_manifest
+    from seqlab.cli import main
+
+    (tmp_path / "config.json").write_text("{}", encoding="utf-8")
+    write_manifest(tmp_path, stage="scorer")
+    assert main(["bench", "generate", "--model", str(tmp_path)]) == 2
+    captured = capsys.readouterr()
+    assert "--model:" in captured.err and "is a scorer artifact" in captured.err and not captured.out
+    assert main(["bench", "generate", "--model", str(tiny_gpt2_dir), "--prompt-tokens", "100000"]) == 2
+    captured = capsys.readouterr()
+    assert "must fit the model's context" in captured.err and not captured.out

@@ -238,6 +238,7 @@ def test_load_generator_errors(tmp_path):
         ("drop_weights", FileNotFoundError, "has no weights"),
         ("truncate_weights", ValueError, "model.safetensors"),
         ("empty_tokenizer", ValueError, "tokenizer"),
+        ("broken_config", ValueError, r"config\.json is broken: not valid JSON"),
     ],
 )
 def test_a_damaged_generator_dir_names_the_file(tmp_path, tiny_gpt2_dir, damage, error, names):
@@ -257,6 +258,8 @@ def test_a_damaged_generator_dir_names_the_file(tmp_path, tiny_gpt2_dir, damage,
     elif damage == "truncate_weights":
         weights = model_dir / "model.safetensors"
         weights.write_bytes(weights.read_bytes()[: weights.stat().st_size // 2])
+    elif damage == "broken_config":
+        (model_dir / "config.json").write_text('{"model_type": "gpt2",', encoding="utf-8")
     else:
         for name in ("tokenizer.json", "vocab.json"):
             if (model_dir / name).exists():

@@ -92,6 +92,8 @@ def test_text_jsonl_parquet_and_stdin(capsys, scorer_dir, tmp_path, monkeypatch)
         (["--model", "{model}", "--input", "{surrogate}"], "unpaired surrogate"),
         (["--model", "{model}", "-o", "{tmp}", "نص"], "cannot write"),
         (["--model", "{model}", "--device", "banana", "نص"], "not a device"),
+        (["--model", "{model}", "--input", "{tmp}"], "is a directory"),
+        (["--model", "{model}", "--out", "", "نص"], "--out is empty"),
     ],
 )
 def test_bad_input_gets_one_clear_line(capsys, scorer_dir, tmp_path, argv, message):
@@ -119,3 +121,21 @@ def test_a_generator_directory_is_named(capsys, tmp_path):
     write_manifest(tmp_path, stage="finetune")
     assert main(["score", "--model", str(tmp_path), "x"]) == 2
     assert "not a scorer" in capsys.readouterr().err
+
+
+def test_dash_means_stdout_and_no_file_named_dash_is_written(capsys, scorer_dir, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert main(["score", "--model", str(scorer_dir), "-o", "-", "--scores-only", *TEXTS]) == 0
+    assert [float(x) for x in capsys.readouterr().out.split()] == expected(scorer_dir, TEXTS)
+    assert not (tmp_path / "-").exists()
+
+
+def test_a_broken_manifest_is_named(capsys, scorer_dir, tmp_path):
+    import shutil
+
+    broken = tmp_path / "scorer"
+    shutil.copytree(scorer_dir, broken)
+    (broken / "manifest.json").write_text('{"stage": "scorer",', encoding="utf-8")
+    assert main(["score", "--model", str(broken), "x"]) == 2
+    err = capsys.readouterr().err
+    assert f"{broken / 'manifest.json'} is broken: not valid JSON" in err and err.count("\n") == 1

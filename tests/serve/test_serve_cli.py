@@ -120,7 +120,10 @@ def test_seqlab_serve_runs_prints_examples_and_stops_on_ctrl_c(artifacts, tmp_pa
     [
         (["--num-cpus", "-1"], "--num-cpus must be at least 1 (got -1)"),
         (["--num-cpus", "0"], "--num-cpus must be at least 1 (got 0)"),
-        (["--num-cpus", "1", "--scorer_deployment.num_cpus=2"], "fewer than the app's replicas reserve (2.25"),
+        (
+            ["--num-cpus", "1", "--scorer_deployment.num_cpus=2"],
+            "fewer than the app's replicas reserve (2.25",
+        ),
         (["--host", "0.0.0.0"], "listens beyond this machine and SEQLAB_API_KEY is not set"),
     ],
 )

@@ -33,3 +33,12 @@ def test_bench_prints_figures_and_ratios(capsys):
         assert name in out, out
     seed_line = next(line for line in out.splitlines() if "seed re.sub chain" in line)
     assert seed_line.rstrip().endswith("100.0%")  # same output as seqlab on every document
+
+
+def test_a_bad_option_is_one_line_and_exit_2(capsys):
+    from seqlab.cli import main
+
+    assert main(["bench", "normalize", "--mb", "0"]) == 2
+    captured = capsys.readouterr()
+    assert captured.err.strip() == "seqlab bench: --mb must be > 0, --repeat >= 1, --doc-chars >= 0"
+    assert not captured.out

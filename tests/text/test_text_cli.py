@@ -114,6 +114,7 @@ def test_parquet_new_column_with_switches_and_tokens(tmp_path):
             "surrogate.jsonl:2: field 'text' holds an unpaired surrogate",
         ),
         (["normalize", "{tmp}/latin1.txt"], "latin1.txt:3: not valid UTF-8 (byte 0xe9"),
+        (["normalize", "{tmp}/data.jsonl", "-o", ""], "--out is empty: give a path"),
     ],
     ids=[
         "missing-file",
@@ -124,6 +125,7 @@ def test_parquet_new_column_with_switches_and_tokens(tmp_path):
         "bad-json",
         "surrogate",
         "bad-byte",
+        "empty-out",
     ],
 )
 def test_clear_errors(tmp_path, capsys, argv, message):
@@ -209,3 +211,13 @@ def test_unwritable_output_is_a_one_line_error(tmp_path, capsys, where):
     err = capsys.readouterr().err
     assert err.startswith("seqlab normalize: cannot write") and "Traceback" not in err
     assert len(err.strip().splitlines()) == 1
+
+
+def test_dash_out_is_stdout_and_a_file_named_dash_is_left_alone(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "-").write_text(DOCS[0] + "\n", encoding="utf-8")  # a file that happens to be named "-"
+    src = tmp_path / "in.txt"
+    src.write_text("\n".join(DOCS) + "\n", encoding="utf-8")
+    assert main(["normalize", str(src), "-o", "-"]) == 0
+    assert capsys.readouterr().out.splitlines() == [normalize(d) for d in DOCS]
+    assert (tmp_path / "-").read_text(encoding="utf-8") == DOCS[0] + "\n"

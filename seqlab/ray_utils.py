@@ -55,7 +55,8 @@ def check_reachable(address: str, timeout_s: float = CONNECT_TIMEOUT_S) -> None:
 def init_ray(num_cpus: int | None = None, **kwargs) -> bool:
     """Join the cluster at ``RAY_ADDRESS`` (set by ``ray job submit``) or start a local one.
 
-    The rule: a new local Ray unless ``RAY_ADDRESS`` names a cluster; never whatever cluster
+    The rule: a new local Ray unless ``RAY_ADDRESS`` names a cluster (``auto``, ``host:port``,
+    ``ray://host:port``; ``local`` asks for a new local Ray, as Ray reads it); never whatever cluster
     ``/tmp/ray/ray_current_cluster`` happens to name. A cluster that does not answer within
     :data:`CONNECT_TIMEOUT_S` is :class:`RayUnavailable`, never a hang.
 
@@ -70,8 +71,8 @@ def init_ray(num_cpus: int | None = None, **kwargs) -> bool:
         return False
     if not sys.stdout.isatty():  # Ray Data's progress bars are escape codes in a log file or a pipe
         os.environ.setdefault("RAY_DATA_DISABLE_PROGRESS_BARS", "1")
-    if os.environ.get("RAY_ADDRESS"):
-        address = os.environ["RAY_ADDRESS"]
+    address = os.environ.get("RAY_ADDRESS", "").strip()
+    if address and address != "local":  # "local" means a new local Ray, as it does to Ray itself
         check_reachable(address)
         ray.init(address=address, **kwargs)
         sigterm_as_interrupt()  # ray.init put its own SIGTERM handler (sys.exit mid-call) in our place

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 
+import pytest
+
 from seqlab import artifacts
 
 
@@ -131,3 +133,68 @@ def test_corpus_refuses_another_config_unless_overwrite(tmp_path, capsys):
     assert artifacts.read_manifest(out)["metrics"]["n_docs"] == 5
     assert main(["corpus", "--n-docs", "6", "--out", str(out), "--overwrite"]) == 0
     assert artifacts.read_manifest(out)["metrics"]["n_docs"] == 6
+
+
+# --- claiming an output directory ---------------------------------------------------------------------------
+
+
+def test_a_second_process_cannot_claim_an_output_another_holds(tmp_path):
+    import subprocess
+    import sys
+
+    from seqlab.artifacts import OutputBusy, claim_output_dir
+
+    out = tmp_path / "out"
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import sys, time; from seqlab.artifacts import claim_output_dir; "
+            "claim_output_dir(sys.argv[1], 'corpus'); print('held', flush=True); time.sleep(60)",
+            str(out),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        with pytest.raises(
+            OutputBusy, match=rf"being written by another seqlab run \(pid {holder.pid}, seqlab corpus\)"
+        ):
+            claim_output_dir(out, "corpus")
+    finally:
+        holder.kill()
+        holder.wait()
+    claim_output_dir(out, "corpus")  # the lock went with the process that held it
+    claim_output_dir(out, "corpus")  # and this process may claim its own output again
+
+
+def test_a_refused_claim_leaves_nothing_behind(tmp_path):
+    from seqlab.artifacts import OutputTaken, claim_output_dir, write_manifest
+
+    taken = tmp_path / "taken"
+    write_manifest(taken, stage="tune")
+    with pytest.raises(OutputTaken, match="holds a tune artifact"):
+        claim_output_dir(taken, "corpus")
+    assert sorted(p.name for p in taken.iterdir()) == ["manifest.json"]  # no lock file left either
+    with pytest.raises(OutputTaken, match="cannot be written"):
+        claim_output_dir("/sys/seqlab-test/out", "corpus")  # root cannot write there either
+
+
+def test_two_corpus_runs_racing_on_one_out_leave_one_whole_corpus(tmp_path):
+    import json
+    import subprocess
+    import sys
+
+    cmd = [sys.executable, "-m", "seqlab", "corpus", "--n-docs", "300", "--out", str(tmp_path / "race")]
+    runs = [
+        subprocess.Popen([*cmd, "--seed", str(seed)], stderr=subprocess.PIPE, text=True) for seed in (1, 2)
+    ]
+    codes = [run.wait(timeout=300) for run in runs]
+    errors = [run.stderr.read() for run in runs]
+    assert sorted(codes) == [0, 2], errors
+    loser = errors[codes.index(2)]
+    assert "being written by another seqlab run" in loser or "made with another config" in loser
+    winner_seed = (1, 2)[codes.index(0)]
+    manifest = json.loads((tmp_path / "race" / "manifest.json").read_text(encoding="utf-8"))
+    assert manifest["config"]["seed"] == winner_seed

@@ -88,3 +88,46 @@ def test_a_crawl_that_fetches_nothing_is_one_line_and_keeps_its_failures(ray_ses
     err = capsys.readouterr().err
     assert "the crawl fetched no pages" in err and "a re-run retries" in err and "Traceback" not in err
     assert any((out / "failures").glob("part-*.parquet"))  # what was tried is recorded, not lost
+
+
+def test_a_rerun_keeps_the_hand_labels_it_was_made_with(tmp_path, capsys, monkeypatch):
+    """A scrape labeled from a CSV, scraped again into the same --out: the labels stay (and it says so);
+    --labels none would replace them, which needs --overwrite; all of it decided before Ray starts."""
+    import seqlab.data.pipeline
+    import seqlab.ray_utils
+    from seqlab.artifacts import write_manifest
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(seqlab.ray_utils, "init_ray", lambda *a, **k: False)
+    used = []
+    monkeypatch.setattr(seqlab.data.pipeline, "run_scrape", lambda cfg, **kw: used.append(cfg.labels) or {})
+    monkeypatch.setattr(seqlab.data.pipeline, "format_summary", lambda summary: "")
+    labels = tmp_path / "labels.csv"
+    labels.write_text("url,score\nhttp://127.0.0.1:9/a,7\n", encoding="utf-8")
+    out = tmp_path / "scrape"
+    write_manifest(out, stage="scrape", labeler="labels_csv", labels_path=str(labels))
+    argv = ["scrape", "http://127.0.0.1:9/", "--out", str(out)]
+
+    assert main(argv) == 0 and used == [str(labels)]
+    assert f"keeping the labels {out} was made with: {labels}" in capsys.readouterr().err
+    assert main([*argv, "--labels", "none"]) == 2 and len(used) == 1
+    assert "--labels none would replace those labels" in capsys.readouterr().err
+    assert main([*argv, "--labels", "none", "--overwrite"]) == 0 and used[-1] is None
+    labels.unlink()
+    assert main(argv) == 2 and "which is not there now" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("verb", ["scrape", "tune", "finetune"])
+def test_an_out_that_cannot_be_written_is_refused_before_ray(verb, tmp_path, capsys, monkeypatch):
+    import seqlab.ray_utils
+
+    monkeypatch.setattr(seqlab.ray_utils, "init_ray", lambda *a, **k: pytest.fail("Ray started"))
+    out = "/sys/seqlab-test/out"  # even root cannot write there
+    argv = {
+        "scrape": ["http://127.0.0.1:9/"],
+        "tune": ["--smoke_test=true"],
+        "finetune": ["--smoke_test=true"],
+    }
+    assert main([verb, *argv[verb], "--out", out]) == 2
+    err = capsys.readouterr().err
+    assert f"{out} cannot be written (in /sys)" in err and "Traceback" not in err

@@ -298,3 +298,26 @@ def test_search_uses_the_configured_tpe_and_asha():
     assert len(searcher._points_to_evaluate) == 6  # one per architecture (seed_architectures)
     plain, _ = build_search(load_config(TuneJobConfig, None, ["--search.tpe_multivariate=false"]))
     assert not plain._sampler._multivariate and not plain._sampler._group
+
+
+def test_resuming_a_finished_search_says_so_and_changes_nothing(tmp_path, capsys, monkeypatch):
+    import json
+    import os
+
+    import seqlab.ray_utils
+    from seqlab.artifacts import write_manifest
+    from seqlab.cli import main
+    from seqlab.config import dump_config
+    from seqlab.tune.job import JOB_CONFIG_FILE
+
+    monkeypatch.setattr(seqlab.ray_utils, "init_ray", lambda *a, **k: pytest.fail("Ray started"))
+    out = tmp_path / "search"
+    out.mkdir()
+    (out / JOB_CONFIG_FILE).write_text(json.dumps(dump_config(load_config(TuneJobConfig))), encoding="utf-8")
+    write_manifest(out, stage="tune", metrics={"best": 1.0})  # written last, when a search finishes
+    before = {p.name: (p.stat().st_mtime_ns, p.read_bytes()) for p in out.iterdir()}
+    assert main(["tune", "--resume", str(out)]) == 0
+    err = capsys.readouterr().err
+    assert f"the search in {out} finished" in err and "nothing changed" in err
+    assert {p.name: (p.stat().st_mtime_ns, p.read_bytes()) for p in out.iterdir()} == before
+    assert os.listdir(out) == list(before)

@@ -104,3 +104,19 @@ def test_ctrl_c_still_interrupts_after_a_search_ended(restore_handlers):
         os.kill(os.getpid(), signal.SIGINT)
         signal.sigtimedwait([], 0.1)
     assert not seen
+
+
+@pytest.mark.parametrize("address", ["local", " local "])
+def test_ray_address_local_starts_a_new_local_ray_as_ray_does(address, monkeypatch, restore_handlers):
+    import ray
+
+    from seqlab import ray_utils
+
+    calls = []
+    monkeypatch.setenv("RAY_ADDRESS", address)
+    monkeypatch.setattr(ray, "is_initialized", lambda: False)
+    monkeypatch.setattr(ray, "init", lambda **kw: calls.append(kw))
+    monkeypatch.setattr(ray, "cluster_resources", lambda: {"CPU": 2.0})
+    monkeypatch.setattr(ray_utils, "check_reachable", lambda a: pytest.fail(f"probed {a!r}"))
+    assert ray_utils.init_ray(num_cpus=1) is True  # started here: the caller shuts it down
+    assert calls[0]["address"] == "local" and calls[0]["num_cpus"] == 1

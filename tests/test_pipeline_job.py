@@ -55,3 +55,31 @@ def test_pipeline_skips_what_is_up_to_date_and_never_overwrites(ray_session, tmp
     assert len(aside) == 1 and (aside[0] / "best" / "manifest.json").read_text() == best_before  # kept
     tune_manifest = (out / "tune" / "manifest.json").read_text()
     assert '"num_samples": 3' in tune_manifest
+
+
+def test_a_pipeline_with_nothing_to_scrape_is_refused_before_ray(tmp_path, capsys, monkeypatch):
+    import seqlab.ray_utils
+    from seqlab.cli import main
+
+    monkeypatch.setattr(seqlab.ray_utils, "init_ray", lambda *a, **k: pytest.fail("Ray started"))
+    assert main(["pipeline", "--out", str(tmp_path / "p")]) == 2
+    err = capsys.readouterr().err
+    assert "scrape.sources has no seeds, sitemaps or feeds" in err and "Traceback" not in err
+
+
+@pytest.mark.slow
+def test_a_pipeline_whose_site_does_not_answer_is_one_line_and_keeps_its_failures(
+    ray_session, tmp_path, capsys
+):
+    import socket
+
+    from seqlab.cli import main
+
+    with socket.socket() as s:  # a port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    argv = ["pipeline", "--out", str(tmp_path / "p"), f"--scrape.sources.seeds=[http://127.0.0.1:{port}/]"]
+    assert main([*argv, "--scrape.sources.retries=0"]) == 2
+    err = capsys.readouterr().err
+    assert "seqlab pipeline: the crawl fetched no pages" in err and "Traceback" not in err
+    assert any((tmp_path / "p" / "scrape" / "failures").glob("part-*.parquet"))  # where the message points

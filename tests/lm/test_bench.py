@@ -8,6 +8,7 @@ import pytest
 
 from seqlab.bench import finetune as bench_finetune
 from seqlab.bench import generate as bench_generate
+from seqlab.config import ConfigError
 
 
 def test_ray_steady_rate_uses_tokens_and_time_after_warmup():
@@ -47,7 +48,8 @@ def test_generate_benchmark_prints_all_variants(capsys, tiny_gpt2_dir):
     for name in ("KV cache", "no cache (baseline)", "transformers.generate", "speed-up"):
         assert name in out
     args.new_tokens = 100  # 8 + 100 tokens do not fit the tiny model's 64-token context
-    assert bench_generate.run(args) == 2
+    with pytest.raises(ConfigError, match="must fit the model's context of 64"):  # exit 2 from main
+        bench_generate.run(args)
 
 
 def test_generate_benchmark_refuses_a_scorer_and_a_prompt_too_long_on_stderr(capsys, tmp_path, tiny_gpt2_dir):

@@ -417,7 +417,7 @@ def check_output_dir(
         )
 
 
-LOCK_FILE = ".seqlab.lock"  # hidden: readers and listings skip it
+LOCK_FILE = ".seqlab.lock"  # hidden, and removed when the stage ends
 _CLAIMED: dict[str, int] = {}  # resolved local directory -> the locked file descriptor (this process)
 
 
@@ -434,44 +434,94 @@ def claim_output_dir(
 ) -> None:
     """Lock a local output directory for this process, then :func:`check_output_dir` it.
 
-    The lock (``flock`` on ``DIR/.seqlab.lock``) is held until the process ends, whatever way it ends, so
-    two runs racing on one ``--out`` cannot both write it: the second is refused with :class:`OutputBusy`.
-    Checking after locking closes the window in which both would pass the check. A refused claim leaves
-    nothing behind that it made. URIs (``s3://``...) are not locked: object stores have no such lock.
+    The lock is ``flock`` on ``DIR/.seqlab.lock``: two runs racing on one ``--out`` cannot both write it,
+    and the second is refused with :class:`OutputBusy`; checking after locking closes the window in which
+    both would pass the check. The stage function that claimed it releases it when it ends (see
+    :func:`releases_outputs`: the lock file is removed); a killed process's lock goes with it (the file may
+    stay until the next run there ends). A refused claim leaves nothing behind that it made. URIs
+    (``s3://``...) are not locked: object stores have no such lock.
 
     Raises:
         OutputBusy: another process holds the lock (the message gives its pid).
         OutputTaken: see :func:`check_output_dir`.
     """
+    check_output_dir(directory, stage, overwrite=overwrite, config=config)  # a file in the way: no mkdir
     if is_uri(str(directory)):
-        check_output_dir(directory, stage, overwrite=overwrite, config=config)
         return
     local = Path(str(directory).removeprefix("file://")).expanduser().resolve()
-    if str(local) in _CLAIMED:  # this process holds it already (a resumed stage, a pipeline's re-check)
-        check_output_dir(directory, stage, overwrite=overwrite, config=config)
+    if str(local) in _CLAIMED:  # this process holds it already (a pipeline's stage inside another)
         return
-    check_output_dir(directory, stage, overwrite=overwrite, config=config)  # a file in the way: no mkdir
     created = not local.exists()
     local.mkdir(parents=True, exist_ok=True)
-    lock = local / LOCK_FILE
-    fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
     try:
-        import fcntl
-
+        fd = _lock(local / LOCK_FILE, directory)
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            holder = os.read(fd, 200).decode("utf-8", "replace").strip() or "unknown"
-            raise OutputBusy(
-                f"{directory} is being written by another seqlab run ({holder}): wait for it to end, "
-                "or pick another --out"
-            ) from None
-        check_output_dir(directory, stage, overwrite=overwrite, config=config)  # what the other run left
-        os.ftruncate(fd, 0)
-        os.write(fd, f"pid {os.getpid()}, seqlab {stage}".encode())
+            check_output_dir(directory, stage, overwrite=overwrite, config=config)  # what another run left
+            os.ftruncate(fd, 0)
+            os.write(fd, f"pid {os.getpid()}, seqlab {stage}".encode())
+        except BaseException:
+            _unlock(local, fd)
+            raise
     except BaseException:
-        os.close(fd)
         if created:
             shutil.rmtree(local, ignore_errors=True)
         raise
     _CLAIMED[str(local)] = fd
+
+
+def _lock(path: Path, directory: str | os.PathLike[str]) -> int:
+    """An exclusive ``flock`` on ``path``, the file that is there (a holder that just released it removed
+    the one it locked: lock the new one)."""
+    import fcntl
+
+    while True:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.read(fd, 200).decode("utf-8", "replace").strip() or "unknown"
+            os.close(fd)
+            raise OutputBusy(
+                f"{directory} is being written by another seqlab run ({holder}): wait for it to end, "
+                "or pick another --out"
+            ) from None
+        try:
+            if os.fstat(fd).st_ino == os.stat(path).st_ino:
+                return fd
+        except FileNotFoundError:
+            pass
+        os.close(fd)
+
+
+def _unlock(local: Path, fd: int) -> None:
+    """Remove the lock file while holding it, then let go."""
+    try:
+        (local / LOCK_FILE).unlink()
+    except FileNotFoundError:
+        pass
+    os.close(fd)
+
+
+def release_output_dir(directory: str | os.PathLike[str]) -> None:
+    """Release this process's claim on ``directory`` (no claim: nothing happens)."""
+    local = Path(str(directory).removeprefix("file://")).expanduser().resolve()
+    fd = _CLAIMED.pop(str(local), None)
+    if fd is not None:
+        _unlock(local, fd)
+
+
+def releases_outputs(fn):
+    """Decorate a stage function: the output directories it claims are released when it returns or raises
+    (claims this process held before the call are kept)."""
+    import functools
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        before = set(_CLAIMED)
+        try:
+            return fn(*args, **kwargs)
+        finally:
+            for key in set(_CLAIMED) - before:
+                release_output_dir(key)
+
+    return wrapper

@@ -33,6 +33,7 @@ from seqlab.artifacts import (
     join,
     list_files,
     read_parquet,
+    releases_outputs,
     resolve,
     staged_dir,
     write_bytes,
@@ -172,6 +173,7 @@ class ScrapeFailed(RuntimeError):
     """The crawl ended without a corpus to write (nothing fetched, or nothing passed extraction)."""
 
 
+@releases_outputs
 def run_scrape(
     cfg: ScrapeJobConfig, extra_metrics: dict[str, Any] | None = None, overwrite: bool = False
 ) -> dict[str, Any]:

@@ -25,6 +25,7 @@ from seqlab.artifacts import (
     json_text,
     read_manifest,
     read_text,
+    releases_outputs,
     staged_dir,
     write_manifest,
     write_text,
@@ -129,6 +130,7 @@ def _evaluate(cfg: FinetuneJobConfig, spec: ModelSpec, tokenizer: Any, corpus_di
     return ppl, rows, len(blocks), len(held_out.references)
 
 
+@releases_outputs
 def run_finetune(
     cfg: FinetuneJobConfig, fail_at_step: int | None = None, overwrite: bool = False
 ) -> dict[str, Any]:

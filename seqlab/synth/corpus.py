@@ -41,7 +41,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 import seqlab
-from seqlab.artifacts import atomic_output
+from seqlab.artifacts import atomic_output, releases_outputs
 from seqlab.data.splits import split_for_url, split_sizes
 
 if TYPE_CHECKING:
@@ -330,6 +330,7 @@ def _normalizer_fingerprint() -> str:
     return hashlib.sha256(source).hexdigest()[:12]
 
 
+@releases_outputs
 def materialize_corpus(
     out_dir: str | os.PathLike[str],
     n_docs: int = DEFAULT_N_DOCS,

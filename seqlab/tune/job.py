@@ -28,6 +28,7 @@ JOB_CONFIG_FILE = "job_config.json"
 TOKENIZER_FILE = "tokenizer.json"  # the search's vocabulary, reused on --resume
 
 
+@artifacts.releases_outputs
 def run_tune_job(cfg: TuneJobConfig, resume: bool = False, overwrite: bool = False) -> dict[str, Any]:
     """Run (or, with ``resume``, continue) the search described by ``cfg`` and write its outputs.
 

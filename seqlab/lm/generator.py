@@ -22,8 +22,16 @@ import torch
 
 from seqlab import artifacts
 from seqlab.lm.config import DecodingConfig
-from seqlab.lm.generate import RunningBatch, TextDelta, context_limit, prompt_ids
-from seqlab.lm.requests import Candidate, FinishReason, GenerationRequest, StreamEvent
+from seqlab.lm.generate import RunningBatch, TextDelta, context_limit
+from seqlab.lm.logprobs import request_ids, score_request
+from seqlab.lm.requests import (
+    Candidate,
+    FinishReason,
+    GenerationRequest,
+    ScoredChoice,
+    ScoringRequest,
+    StreamEvent,
+)
 
 __all__ = [
     "Candidate",
@@ -65,13 +73,15 @@ class Generator:
         """Maximum prompt + new tokens the model accepts (None when unknown)."""
         return context_limit(self.model)
 
-    def encode(self, prompt: str, max_new_tokens: int) -> tuple[list[int], bool]:
-        """Prompt ids cut from the left to fit ``context_length - max_new_tokens``; and whether it was cut.
+    def encode(self, prompt: str | Sequence[int], max_new_tokens: int) -> tuple[list[int], bool]:
+        """Prompt ids (a text's, or the ids given) cut from the left to fit ``context_length -
+        max_new_tokens``; and whether it was cut.
 
         Raises:
-            ValueError: ``max_new_tokens`` leaves no room for a prompt in the context.
+            ValueError: ``max_new_tokens`` leaves no room for a prompt in the context, or a given id is
+                outside the vocabulary.
         """
-        ids = prompt_ids(self.tokenizer, prompt)
+        ids = request_ids(self.tokenizer, prompt)
         limit = self.context_length
         if limit is None:
             return ids, False
@@ -140,6 +150,11 @@ class Generator:
             for i, events in session.step():
                 out[i] = events
             yield out
+
+    def score(self, request: ScoringRequest) -> list[ScoredChoice]:
+        """Choices with every token's log-probability (OpenAI's ``logprobs``/``echo``; see
+        :mod:`seqlab.lm.logprobs`)."""
+        return score_request(self.model, self.tokenizer, request, self.context_length)
 
     def session(self) -> DecodeSession:
         """A continuous-batching session: requests join and leave between decoding steps (Serve uses it)."""

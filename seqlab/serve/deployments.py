@@ -166,7 +166,8 @@ class GeneratorDeployment:
         from seqlab.lm.requests import PromptFit
 
         ids, truncated = self.generator.encode(request.prompt, request.config.max_new_tokens)
-        yield PromptFit(len(ids), truncated)
+        as_text = None if isinstance(request.prompt, str) else self.generator.tokenizer.decode(ids)
+        yield PromptFit(len(ids), truncated, as_text)
         key, queue = next(self._keys), asyncio.Queue()
         self._queues[key] = queue
         self._waiting.append((key, request, ids))
@@ -290,6 +291,35 @@ class GeneratorDeployment:
             self._pending.pop(key, None)
             self._due.pop(key, None)
         return messages, [k for k in finished if k not in self.session.texts], failed
+
+    async def score(self, request: Any) -> list[Any]:
+        """:class:`~seqlab.lm.requests.ScoredChoice` list of a
+        :class:`~seqlab.lm.requests.ScoringRequest` (logprobs/echo), computed in a worker thread beside the
+        decoding loop."""
+        return await asyncio.to_thread(self.generator.score, request)
+
+    def tokenize(self, text: str, add_special_tokens: bool) -> dict[str, Any]:
+        """vLLM's ``/tokenize`` answer for ``text``."""
+        tokenizer = self.generator.tokenizer
+        ids = tokenizer(text, add_special_tokens=add_special_tokens)["input_ids"]
+        return {
+            "count": len(ids),
+            "max_model_len": self.generator.context_length,
+            "tokens": ids,
+            "token_strs": tokenizer.convert_ids_to_tokens(ids),
+        }
+
+    def detokenize(self, tokens: list[int]) -> str:
+        """vLLM's ``/detokenize``: the text of ``tokens`` (ids outside the vocabulary are a PromptError)."""
+        from seqlab.lm.logprobs import request_ids
+
+        return (
+            self.generator.tokenizer.decode(request_ids(self.generator.tokenizer, tokens)) if tokens else ""
+        )
+
+    def stats(self) -> dict[str, int]:
+        """Queue depth and batch size right now (for ``/metrics``)."""
+        return {"waiting": len(self._waiting), "running_rows": self.session.rows}
 
     def describe(self) -> dict[str, Any]:
         return {

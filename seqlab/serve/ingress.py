@@ -20,18 +20,29 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, StreamingResponse
+from fastapi.responses import (
+    HTMLResponse,
+    JSONResponse,
+    PlainTextResponse,
+    RedirectResponse,
+    StreamingResponse,
+)
 from ray import serve
 from ray.serve.handle import DeploymentHandle
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from seqlab.lm.config import DecodingConfig, DecodingParams
+from seqlab.lm.requests import PromptError
+from seqlab.serve import metrics
 from seqlab.serve.config import ServeArgs
 from seqlab.serve.schemas import (
     CompletionChoice,
+    CompletionLogprobs,
     CompletionRequest,
     CompletionResponse,
     CompletionStreamResponse,
+    DetokenizeRequest,
+    DetokenizeResponse,
     ErrorResponse,
     GenerateCandidate,
     GenerateRequest,
@@ -40,8 +51,11 @@ from seqlab.serve.schemas import (
     ModelCard,
     ModelInfo,
     ModelList,
+    ReadyResponse,
     ScoreRequest,
     ScoreResponse,
+    TokenizeRequest,
+    TokenizeResponse,
     Usage,
 )
 from seqlab.text.normalize import has_arabic
@@ -52,7 +66,7 @@ log = logging.getLogger("ray.serve")  # Serve writes this logger to the replica 
 API_KEY_ENV = "SEQLAB_API_KEY"
 # answered without the API key: load balancers probe /healthz; the playground page holds no secret (it asks
 # for the key and sends it with its own API calls), and / only redirects to it
-OPEN_PATHS = frozenset({"/healthz", "/playground", "/"})
+OPEN_PATHS = frozenset({"/healthz", "/readyz", "/playground", "/"})
 PLAYGROUND_HEADERS = {
     "Cache-Control": "no-cache",
     "X-Content-Type-Options": "nosniff",
@@ -172,13 +186,25 @@ class EdgeMiddleware:
         self.app = app
 
     async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
-        if scope["type"] == "http":
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started, status = time.perf_counter(), [500]
+
+        async def send_and_note(message: dict) -> None:
+            if message["type"] == "http.response.start":
+                status[0] = message["status"]
+            await send(message)
+
+        try:
             headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope.get("headers", [])}
             refusal = _guard(scope, headers, EDGE)
             if refusal is not None:
-                await refusal(scope, receive, send)
+                await refusal(scope, receive, send_and_note)
                 return
-        await self.app(scope, receive, send)
+            await self.app(scope, receive, send_and_note)
+        finally:
+            metrics.METRICS.observe(_route_path(scope), status[0], time.perf_counter() - started)
 
 
 def configure_edge(api_key: str | None, max_body_bytes: int) -> None:
@@ -191,12 +217,18 @@ def configure_edge(api_key: str | None, max_body_bytes: int) -> None:
     EDGE.max_body_bytes = max_body_bytes
 
 
+def _route_path(scope: dict) -> str:
+    """The request's path inside the app (without the route prefix it may live under)."""
+    path, root = scope.get("path", ""), scope.get("root_path", "")
+    if root and path.startswith(root):
+        path = path[len(root) :] or "/"
+    return path
+
+
 def _guard(scope: dict, headers: dict[str, str], state: _EdgeSettings) -> JSONResponse | None:
     """The refusal for a request that must not reach a route (no/invalid key, oversized body), or None."""
     key = state.api_key
-    path, root = scope.get("path", ""), scope.get("root_path", "")
-    if root and path.startswith(root):  # the app may live under a route prefix
-        path = path[len(root) :] or "/"
+    path = _route_path(scope)
     if key and path not in OPEN_PATHS:
         header = headers.get("authorization", "")
         scheme, _, token = header.partition(" ")
@@ -289,9 +321,14 @@ class Ingress:
             raise ApiError(500, f"the {what} failed ({type(exc).__name__}); see the server log") from None
 
     def _serve_failure(self, exc: Exception, what: str) -> ApiError | None:
-        """The answer for Serve's own failures: overload -> 503/429, a lost replica -> 503 (else None)."""
+        """The answer for Serve's own failures: overload -> 503/429, a lost replica -> 503, a prompt the
+        model cannot take -> its 4xx (else None)."""
         from ray.exceptions import RayActorError
         from ray.serve.exceptions import BackPressureError, DeploymentUnavailableError
+
+        cause = getattr(exc, "cause", exc)  # a replica's exception arrives wrapped in a RayTaskError
+        if isinstance(cause, PromptError):
+            return ApiError(cause.status, str(cause), "prompt")
 
         if isinstance(exc, BackPressureError):
             return ApiError(
@@ -371,7 +408,7 @@ class Ingress:
             raise
         return fits, streams
 
-    def _request(self, prompt: str, params: DecodingParams, stop: list[str] | None = None):
+    def _request(self, prompt: str | tuple[int, ...], params: DecodingParams, stop: list[str] | None = None):
         from seqlab.lm.requests import GenerationRequest
 
         decoding = {name: getattr(params, name) for name in DecodingParams.model_fields}
@@ -405,6 +442,16 @@ class Ingress:
             self._cards[role] = await self._call(lambda: handle.describe.remote(), role)
         return self._cards[role]
 
+    def _check_model(self, model: str | None) -> None:
+        """A request's ``model`` must name the generator (None: the one served)."""
+        if model is None or model == self.args.generator_name:
+            return
+        if model == self.args.scorer_name and self.scorer is not None:
+            raise ApiError(400, f"model {model!r} is the scorer; this route needs the generator", "model")
+        raise ApiError(
+            404, f"model {model!r} not found; this app serves {self.args.generator_name!r}", "model"
+        )
+
     def _model_info(self, role: str) -> ModelInfo:
         name = self.args.scorer_name if role == "scorer" else self.args.generator_name
         return ModelInfo(id=name, role=role, artifact=getattr(self.args, role))
@@ -425,6 +472,59 @@ class Ingress:
     async def healthz(self) -> HealthResponse:
         """Liveness: 200 while the ingress runs (no API key needed)."""
         return HealthResponse(scorer=self.scorer is not None, generator=self.generator is not None)
+
+    @api.get("/readyz", response_model=ReadyResponse, responses=_ERRORS, tags=["meta"])
+    async def readyz(self) -> ReadyResponse:
+        """Readiness: 200 once every served model has loaded and answers (503 before; no API key needed)."""
+        for role in ("scorer", "generator"):
+            if (self.scorer if role == "scorer" else self.generator) is not None:
+                try:
+                    await asyncio.wait_for(self._card(role), timeout=5)
+                except (ApiError, asyncio.TimeoutError):
+                    raise ApiError(
+                        503, f"the {role} is not ready yet", retry_after=self.args.retry_after_s
+                    ) from None
+        return ReadyResponse(scorer=self.scorer is not None, generator=self.generator is not None)
+
+    @api.get("/metrics", response_class=PlainTextResponse, tags=["meta"])
+    async def metrics_text(self) -> PlainTextResponse:
+        """Prometheus text format: requests and latency by route and status, tokens, generator queue."""
+        gauges: dict[str, float] = {}
+        if self.generator is not None:
+            try:
+                stats = await asyncio.wait_for(self.generator.stats.remote(), timeout=2)
+                gauges = {
+                    "generator_waiting": stats["waiting"],
+                    "generator_running_rows": stats["running_rows"],
+                }
+            except Exception:  # a metrics scrape never fails because a replica is busy or restarting
+                pass
+        return PlainTextResponse(metrics.METRICS.render(gauges), media_type="text/plain; version=0.0.4")
+
+    @api.post("/tokenize", response_model=TokenizeResponse, responses=_ERRORS, tags=["generator"])
+    async def tokenize(self, body: TokenizeRequest) -> TokenizeResponse:
+        """The generator tokenizer's ids for a text (vLLM's shape)."""
+        generator = self._need("generator")
+        self._check_model(body.model)
+        self._check_prompt(body.prompt, "prompt")
+        answer = await self._call(
+            lambda: generator.tokenize.remote(body.prompt, body.add_special_tokens), "generator"
+        )
+        return TokenizeResponse(**answer)
+
+    @api.post("/detokenize", response_model=DetokenizeResponse, responses=_ERRORS, tags=["generator"])
+    async def detokenize(self, body: DetokenizeRequest) -> DetokenizeResponse:
+        """The text of token ids (vLLM's shape)."""
+        generator = self._need("generator")
+        self._check_model(body.model)
+        if len(body.tokens) > self.limits.max_prompt_chars:
+            raise ApiError(
+                413,
+                f"tokens has {len(body.tokens)} ids; the limit is {self.limits.max_prompt_chars}",
+                "tokens",
+            )
+        text = await self._call(lambda: generator.detokenize.remote(body.tokens), "generator")
+        return DetokenizeResponse(prompt=text)
 
     @api.get("/v1/models", response_model=ModelList, responses=_ERRORS, tags=["meta"])
     async def models(self) -> ModelList:
@@ -507,6 +607,7 @@ class Ingress:
             completion_tokens=sum(tokens),
             total_tokens=prompt_tokens + sum(tokens),
         )
+        metrics.METRICS.count_tokens(usage.prompt_tokens, usage.completion_tokens)
         return GenerateResponse(
             candidates=candidates,
             model=self._model_info("generator"),
@@ -573,14 +674,19 @@ class Ingress:
     async def completions(self, body: CompletionRequest):
         """OpenAI-compatible completions (the official ``openai`` client works unchanged); not a chat API."""
         self._need("generator")
-        if body.model != self.args.generator_name:
-            if body.model == self.args.scorer_name and self.scorer is not None:
-                raise ApiError(
-                    400, f"model {body.model!r} is the scorer; completions need the generator", "model"
-                )
+        if body.best_of not in (None, 1):
             raise ApiError(
-                404, f"model {body.model!r} not found; this app serves {self.args.generator_name!r}", "model"
+                400, f"best_of: only 1 is supported (got {body.best_of}); n gives several choices", "best_of"
             )
+        if body.suffix is not None:
+            raise ApiError(400, "suffix: not supported (this model does not fill in the middle)", "suffix")
+        if body.max_tokens == 0 and not body.echo:
+            raise ApiError(
+                422, "max_tokens: 0 only makes sense with echo: true (to score the prompt)", "max_tokens"
+            )
+        if body.scored() and body.stream:
+            raise ApiError(400, "logprobs: not streamed; send stream: false to get them", "logprobs")
+        self._check_model(body.model)
         prompts = body.prompts()
         if len(prompts) > self.limits.max_prompts:
             raise ApiError(
@@ -591,20 +697,23 @@ class Ingress:
         for i, p in enumerate(prompts):
             self._check_prompt(p, "prompt" if len(prompts) == 1 else f"prompt[{i}]")
         await self._check_context(params.max_new_tokens, "max_tokens")
+        if body.scored():
+            return await self._scored_completions(body, prompts, params)
         requests = [self._request(p, params, body.stop) for p in prompts]
         fits, streams = await self._open_all(requests, "prompt")
         completion_id = f"cmpl-{uuid.uuid4().hex[:24]}"
         created = int(time.time())
         prompt_tokens = sum(fit.tokens for fit in fits)
+        echoed = [p if isinstance(p, str) else fit.text or "" for p, fit in zip(prompts, fits, strict=True)]
         if body.stream:
             return _stream_response(
-                self._completion_stream(body, requests, streams, completion_id, created, prompt_tokens)
+                self._completion_stream(body, echoed, streams, completion_id, created, prompt_tokens)
             )
         results = await asyncio.gather(*(self._collect(r, s) for r, s in zip(requests, streams, strict=True)))
         choices, completion_tokens = [], 0
         for p_idx, (texts, reasons, tokens) in enumerate(results):
             for c_idx, (text, reason) in enumerate(zip(texts, reasons, strict=True)):
-                prefix = prompts[p_idx] if body.echo else ""
+                prefix = echoed[p_idx] if body.echo else ""
                 choices.append(
                     CompletionChoice(
                         index=p_idx * params.num_candidates + c_idx, text=prefix + text, finish_reason=reason
@@ -616,12 +725,68 @@ class Ingress:
             completion_tokens=completion_tokens,
             total_tokens=prompt_tokens + completion_tokens,
         )
+        metrics.METRICS.count_tokens(usage.prompt_tokens, usage.completion_tokens)
         return CompletionResponse(
             id=completion_id, created=created, model=body.model, choices=choices, usage=usage
         )
 
+    async def _scored_completions(self, body: CompletionRequest, prompts, params: DecodingParams):
+        """Choices with every token's log-probability (``logprobs``/``echo``/``max_tokens: 0``): what
+        evaluation harnesses send. One generator call per prompt, not streamed."""
+        from seqlab.lm.requests import ScoringRequest
+
+        generator = self._need("generator")
+        config = self._request("", params).config
+        requests = [
+            ScoringRequest(p, config, body.max_tokens, body.logprobs or 0, body.echo, tuple(body.stop or ()))
+            for p in prompts
+        ]
+        results = await asyncio.gather(
+            *(self._call(functools.partial(generator.score.remote, r), "generator") for r in requests)
+        )
+        choices, prompt_tokens, completion_tokens = [], 0, 0
+        for p_idx, scored in enumerate(results):
+            prompt_tokens += scored[0].prompt_tokens
+            for c_idx, choice in enumerate(scored):
+                completion_tokens += choice.completion_tokens
+                lp = choice.logprobs
+                choices.append(
+                    CompletionChoice(
+                        index=p_idx * params.num_candidates + c_idx,
+                        text=choice.text,
+                        finish_reason=choice.finish_reason,
+                        logprobs=CompletionLogprobs(
+                            tokens=lp.tokens,
+                            token_logprobs=lp.token_logprobs,
+                            top_logprobs=lp.top_logprobs,
+                            text_offset=lp.text_offset,
+                        )
+                        if body.logprobs is not None
+                        else None,
+                    )
+                )
+        usage = Usage(
+            prompt_tokens=prompt_tokens,
+            completion_tokens=completion_tokens,
+            total_tokens=prompt_tokens + completion_tokens,
+        )
+        metrics.METRICS.count_tokens(usage.prompt_tokens, usage.completion_tokens)
+        return CompletionResponse(
+            id=f"cmpl-{uuid.uuid4().hex[:24]}",
+            created=int(time.time()),
+            model=body.model,
+            choices=choices,
+            usage=usage,
+        )
+
     async def _completion_stream(
-        self, body: CompletionRequest, requests, streams, completion_id: str, created: int, prompt_tokens: int
+        self,
+        body: CompletionRequest,
+        echoed: list[str],
+        streams,
+        completion_id: str,
+        created: int,
+        prompt_tokens: int,
     ):
         n = body.n
         queue: asyncio.Queue = asyncio.Queue()
@@ -649,10 +814,8 @@ class Ingress:
         open_streams, completion_tokens = len(tasks), 0
         try:
             if body.echo:
-                for p_idx, request in enumerate(requests):
-                    yield chunk(
-                        [CompletionChoice(index=p_idx * n + c, text=request.prompt) for c in range(n)]
-                    )
+                for p_idx, text in enumerate(echoed):
+                    yield chunk([CompletionChoice(index=p_idx * n + c, text=text) for c in range(n)])
             while open_streams:
                 p_idx, item = await queue.get()
                 if item is None:
@@ -678,6 +841,7 @@ class Ingress:
                 if choices:
                     yield chunk(choices)
             else:
+                metrics.METRICS.count_tokens(prompt_tokens, completion_tokens)
                 if include_usage:
                     total = prompt_tokens + completion_tokens
                     yield chunk(

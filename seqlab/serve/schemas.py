@@ -15,12 +15,16 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from seqlab.lm.config import DecodingParams
+from seqlab.lm.requests import MAX_TOP_LOGPROBS
 
 __all__ = [
     "CompletionChoice",
+    "CompletionLogprobs",
     "CompletionRequest",
     "CompletionResponse",
     "CompletionStreamResponse",
+    "DetokenizeRequest",
+    "DetokenizeResponse",
     "ErrorBody",
     "ErrorResponse",
     "GenerateCandidate",
@@ -29,8 +33,11 @@ __all__ = [
     "HealthResponse",
     "ModelCard",
     "ModelList",
+    "ReadyResponse",
     "ScoreRequest",
     "ScoreResponse",
+    "TokenizeRequest",
+    "TokenizeResponse",
     "Usage",
     "check_text",
     "check_texts",
@@ -158,12 +165,19 @@ class StreamOptions(_Body):
     include_usage: bool = False
 
 
+TokenIds = list[int]
+
+
 class CompletionRequest(_Body):
     """OpenAI's completions request (the fields seqlab supports; others are rejected by name)."""
 
     model: str = Field(description="the generator's id from /v1/models")
-    prompt: str | list[str] = Field(description="one prompt, or a list of prompts")
-    max_tokens: int = Field(16, ge=1, description="tokens to generate per choice")
+    prompt: str | list[str] | TokenIds | list[TokenIds] = Field(
+        description="one prompt, a list of prompts, or prompts as token ids (a list of ints, or of such lists)"
+    )
+    max_tokens: int = Field(
+        16, ge=0, description="tokens to generate per choice (0 with echo: score the prompt alone)"
+    )
     temperature: float = Field(1.0, ge=0, le=2, description="0 means greedy decoding")
     top_p: float = Field(1.0, gt=0, le=1)
     n: int = Field(1, ge=1, description="choices per prompt")
@@ -171,8 +185,17 @@ class CompletionRequest(_Body):
     seed: int | None = Field(None, ge=0)
     stream: bool = False
     stream_options: StreamOptions | None = None
-    echo: bool = Field(False, description="put the prompt in front of each choice's text")
-    logprobs: None = Field(None, description="not supported: must be null")
+    echo: bool = Field(
+        False, description="put the prompt in front of each choice's text (and its tokens' logprobs)"
+    )
+    logprobs: int | None = Field(
+        None,
+        ge=0,
+        le=MAX_TOP_LOGPROBS,
+        description="log-probability of every token, with this many most likely alternatives per position",
+    )
+    best_of: int | None = Field(None, description="accepted only as 1 (n gives several choices)")
+    suffix: str | None = Field(None, description="not supported (no fill-in-the-middle): must be null")
     user: str | None = None
     # vLLM's extensions, sent by the openai client through extra_body
     top_k: int = Field(0, ge=0, description="0 disables (vLLM also accepts -1)")
@@ -185,12 +208,19 @@ class CompletionRequest(_Body):
 
     @field_validator("prompt")
     @classmethod
-    def _clean_prompt(cls, prompt: str | list[str]) -> str | list[str]:
-        if isinstance(prompt, list):
-            if not prompt:
-                raise ValueError("prompt: the list of prompts is empty")
+    def _clean_prompt(cls, prompt: Any) -> Any:
+        if isinstance(prompt, str):
+            return check_text(prompt)
+        if not prompt:
+            raise ValueError("the list of prompts is empty")
+        if isinstance(prompt[0], str):
             return check_texts(prompt, "prompt")
-        return check_text(prompt)
+        for i, ids in enumerate([prompt] if isinstance(prompt[0], int) else prompt):
+            if not ids:
+                raise ValueError(f"prompt[{i}]: an empty list of token ids")
+            if min(ids) < 0:
+                raise ValueError(f"prompt[{i}]: token ids are >= 0 (got {min(ids)})")
+        return prompt
 
     @field_validator("stop")
     @classmethod
@@ -204,8 +234,17 @@ class CompletionRequest(_Body):
             raise ValueError("stop strings must not be empty")
         return [check_text(s) for s in stops]
 
-    def prompts(self) -> list[str]:
-        return [self.prompt] if isinstance(self.prompt, str) else list(self.prompt)
+    def prompts(self) -> list[str | tuple[int, ...]]:
+        """Each prompt: a text, or a tuple of token ids."""
+        if isinstance(self.prompt, str):
+            return [self.prompt]
+        if isinstance(self.prompt[0], int):
+            return [tuple(self.prompt)]
+        return [p if isinstance(p, str) else tuple(p) for p in self.prompt]
+
+    def scored(self) -> bool:
+        """Whether this request asks for log-probabilities (the non-streamed scoring path)."""
+        return self.logprobs is not None or self.max_tokens == 0
 
     def decoding(self) -> DecodingParams:
         """The request's decoding parameters as seqlab's model (temperature 0 becomes greedy there)."""
@@ -215,17 +254,27 @@ class CompletionRequest(_Body):
             top_k=self.top_k,
             top_p=self.top_p,
             repetition_penalty=self.repetition_penalty,
-            max_new_tokens=self.max_tokens,
+            max_new_tokens=max(self.max_tokens, 1),  # 0 (echo: scoring) generates nothing; see scored()
             num_candidates=self.n,
             seed=self.seed,
         )
+
+
+class CompletionLogprobs(BaseModel):
+    """Per token of the choice (the prompt's first when echoed): its text, log-probability (null for the
+    very first token, which nothing predicts), the most likely alternatives, and where it starts in the text."""
+
+    tokens: list[str]
+    token_logprobs: list[float | None]
+    top_logprobs: list[dict[str, float] | None]
+    text_offset: list[int]
 
 
 class CompletionChoice(BaseModel):
     index: int
     text: str
     finish_reason: Literal["stop", "length"] | None = None
-    logprobs: None = None
+    logprobs: CompletionLogprobs | None = None
 
 
 class CompletionResponse(BaseModel):
@@ -255,6 +304,41 @@ class ModelCard(BaseModel):
 class ModelList(BaseModel):
     object: Literal["list"] = "list"
     data: list[ModelCard]
+
+
+class ReadyResponse(BaseModel):
+    status: Literal["ready"] = "ready"
+    scorer: bool
+    generator: bool
+
+
+class TokenizeRequest(_Body):
+    """vLLM's ``/tokenize`` request (``model`` is optional: the app serves one generator)."""
+
+    model: str | None = None
+    prompt: str = Field(description="text to tokenize with the generator's tokenizer")
+    add_special_tokens: bool = False
+
+    @field_validator("prompt")
+    @classmethod
+    def _clean(cls, prompt: str) -> str:
+        return check_text(prompt)
+
+
+class TokenizeResponse(BaseModel):
+    count: int
+    max_model_len: int | None
+    tokens: list[int]
+    token_strs: list[str] | None = None
+
+
+class DetokenizeRequest(_Body):
+    model: str | None = None
+    tokens: list[int] = Field(description="token ids of the generator's tokenizer")
+
+
+class DetokenizeResponse(BaseModel):
+    prompt: str
 
 
 class HealthResponse(BaseModel):

@@ -222,9 +222,22 @@ BAD_REQUESTS = [
         "temperature",
     ),
     ("/v1/completions", {"model": "seqlab-generator", "prompt": []}, 422, "prompt"),
-    ("/v1/completions", {"model": "seqlab-generator", "prompt": PROMPT, "logprobs": 2}, 422, "logprobs"),
+    ("/v1/completions", {"model": "seqlab-generator", "prompt": PROMPT, "logprobs": 21}, 422, "logprobs"),
+    ("/v1/completions", {"model": "seqlab-generator", "prompt": PROMPT, "suffix": "x"}, 400, "suffix"),
+    ("/v1/completions", {"model": "seqlab-generator", "prompt": PROMPT, "max_tokens": 0}, 422, "echo"),
+    (
+        "/v1/completions",
+        {"model": "seqlab-generator", "prompt": PROMPT, "logprobs": 1, "stream": True},
+        400,
+        "logprobs",
+    ),
+    ("/v1/completions", {"model": "seqlab-generator", "prompt": [5, 10**6], "max_tokens": 2}, 422, "token"),
+    ("/v1/completions", {"model": "seqlab-generator", "prompt": [[5, -1]]}, 422, "prompt"),
+    ("/v1/completions", {"model": "seqlab-generator", "prompt": [[]]}, 422, "prompt"),
+    ("/tokenize", {"prompt": PROMPT, "model": "nope"}, 404, "model"),
+    ("/detokenize", {"tokens": [10**6]}, 422, "token"),
     ("/v1/completions", {"model": "seqlab-generator", "prompt": PROMPT, "stop": ["a"] * 5}, 422, "stop"),
-    ("/v1/completions", {"model": "seqlab-generator", "prompt": PROMPT, "best_of": 2}, 422, "best_of"),
+    ("/v1/completions", {"model": "seqlab-generator", "prompt": PROMPT, "best_of": 2}, 400, "best_of"),
     ("/v1/completions", {"model": "nope", "prompt": PROMPT}, 404, "model"),
     ("/v1/completions", {"model": "seqlab-scorer", "prompt": PROMPT}, 400, "scorer"),
     ("/v1/completions", {"prompt": PROMPT}, 422, "model"),
@@ -294,3 +307,103 @@ def test_prompt_longer_than_the_context_is_truncated_and_said(client, sentences)
     )
     assert resp.status_code == 200 and resp.json()["prompt_truncated"] is True
     assert resp.json()["usage"]["prompt_tokens"] <= 128 - 8
+
+
+# --- the completions API evaluation tools use: logprobs, echo, token-id prompts ---------------------------
+
+
+def local_logprobs(artifacts, ids: list[int]) -> list[float]:
+    """log p(ids[t] | ids[:t]) for t >= 1 from the generator artifact loaded here, outside Serve."""
+    import torch
+
+    from seqlab.lm.generator import load_model_and_tokenizer
+
+    model, _ = load_model_and_tokenizer(str(artifacts["generator"]), device="cpu")
+    with torch.no_grad():
+        logp = model(input_ids=torch.tensor([ids])).logits[0].double().log_softmax(-1)
+    return [logp[t - 1, ids[t]].item() for t in range(1, len(ids))]
+
+
+def test_lm_eval_loglikelihood_request_gets_exact_lengths_and_the_models_numbers(client, artifacts):
+    ids = client.post("/tokenize", json={"prompt": PROMPT + " الجديدة"}).json()["tokens"]
+    body = {"model": "seqlab-generator", "prompt": [ids], "max_tokens": 1, "echo": True, "logprobs": 1}
+    resp = client.post("/v1/completions", json={**body, "temperature": 0, "seed": 1234})
+    assert resp.status_code == 200, resp.text
+    [choice] = resp.json()["choices"]
+    lp = choice["logprobs"]
+    assert len(lp["tokens"]) == len(lp["token_logprobs"]) == len(lp["top_logprobs"]) == len(ids) + 1
+    assert len(lp["text_offset"]) == len(ids) + 1 and lp["token_logprobs"][0] is None
+    # lm-eval sums the prompt's part (the continuation's tokens of the context, here all but the first)
+    assert lp["token_logprobs"][1 : len(ids)] == pytest.approx(local_logprobs(artifacts, ids), abs=1e-4)
+    assert (
+        resp.json()["usage"]["prompt_tokens"] == len(ids) and resp.json()["usage"]["completion_tokens"] == 1
+    )
+    # max_tokens 0 with echo: the prompt alone, the same numbers
+    zero = client.post("/v1/completions", json={**body, "max_tokens": 0}).json()["choices"][0]["logprobs"]
+    assert zero["token_logprobs"] == lp["token_logprobs"][:-1]
+
+
+def test_token_id_prompts_and_echo_without_logprobs(client):
+    ids = client.post("/tokenize", json={"prompt": PROMPT}).json()["tokens"]
+    text = client.post("/detokenize", json={"tokens": ids}).json()["prompt"]
+    assert text == PROMPT
+    body = {"model": "seqlab-generator", "max_tokens": 4, "temperature": 0, "echo": True}
+    by_ids = client.post("/v1/completions", json={**body, "prompt": [ids, ids]}).json()
+    by_text = client.post("/v1/completions", json={**body, "prompt": PROMPT}).json()
+    assert [c["text"] for c in by_ids["choices"]] == [by_text["choices"][0]["text"]] * 2
+    assert by_text["choices"][0]["text"].startswith(PROMPT) and by_text["choices"][0]["logprobs"] is None
+
+
+def test_openai_client_reads_logprobs_unchanged(url):
+    from openai import OpenAI
+
+    client = OpenAI(base_url=f"{url}/v1", api_key="unused")
+    done = client.completions.create(
+        model="seqlab-generator", prompt=PROMPT, max_tokens=3, logprobs=2, echo=True, temperature=0
+    )
+    lp = done.choices[0].logprobs
+    assert lp.token_logprobs[0] is None and len(lp.tokens) == len(lp.token_logprobs) == len(lp.text_offset)
+    assert all(isinstance(alt, dict) and len(alt) >= 2 for alt in lp.top_logprobs[1:])
+    assert done.usage.completion_tokens <= 3
+
+
+def test_readiness_tokenize_and_metrics(client):
+    assert client.get("/readyz").json() == {"status": "ready", "scorer": True, "generator": True}
+    tok = client.post("/tokenize", json={"prompt": PROMPT, "model": "seqlab-generator"}).json()
+    assert tok["count"] == len(tok["tokens"]) > 0 and tok["max_model_len"] == 128
+    assert len(tok["token_strs"]) == tok["count"]
+    before = client.get("/metrics").text
+    client.post("/v1/completions", json={"model": "seqlab-generator", "prompt": PROMPT, "max_tokens": 2})
+    client.post("/v1/score", json={"texts": []})
+    text = client.get("/metrics").text
+    assert 'seqlab_requests_total{route="/v1/completions",status="200"}' in text
+    assert 'seqlab_requests_total{route="/v1/score",status="422"}' in text
+    assert 'seqlab_request_seconds_bucket{route="/v1/completions",le="+Inf"}' in text
+    assert "seqlab_generator_waiting 0" in text and "seqlab_generator_running_rows" in text
+
+    def tokens(metrics_text: str, direction: str) -> int:
+        line = next(
+            x
+            for x in metrics_text.splitlines()
+            if x.startswith(f'seqlab_tokens_total{{direction="{direction}"}}')
+        )
+        return int(line.split()[-1])
+
+    assert tokens(text, "completion") - tokens(before, "completion") == 2
+
+
+@pytest.mark.parametrize(
+    "route, extra",
+    [
+        ("/v1/generate", {"temperature": 1e-40}),
+        ("/v1/generate", {"top_p": 5e-324}),
+        ("/v1/generate", {"repetition_penalty": 5e-324}),
+        ("/v1/completions", {"temperature": 5e-324}),
+    ],
+)
+def test_tiny_decoding_values_the_schema_accepts_decode(client, route, extra):
+    body = {"prompt": PROMPT, "max_new_tokens": 3, "strategy": "sample", **extra}
+    if route == "/v1/completions":
+        body = {"model": "seqlab-generator", "prompt": PROMPT, "max_tokens": 3, **extra}
+    resp = client.post(route, json=body)
+    assert resp.status_code == 200, resp.text

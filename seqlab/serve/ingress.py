@@ -257,6 +257,16 @@ def playground_html() -> str:
     return (files("seqlab.serve") / "playground" / "index.html").read_text(encoding="utf-8")
 
 
+def _usage(prompt_tokens: int, completion_tokens: int) -> Usage:
+    """An answer's token usage, counted into ``/metrics`` as it is made."""
+    metrics.METRICS.count_tokens(prompt_tokens, completion_tokens)
+    return Usage(
+        prompt_tokens=prompt_tokens,
+        completion_tokens=completion_tokens,
+        total_tokens=prompt_tokens + completion_tokens,
+    )
+
+
 def _sse(payload: Any) -> str:
     data = payload if isinstance(payload, str) else json.dumps(payload, ensure_ascii=False)
     return f"data: {data}\n\n"
@@ -602,12 +612,7 @@ class Ingress:
         ]
         if rerank:
             candidates.sort(key=lambda c: -(c.score or 0.0))
-        usage = Usage(
-            prompt_tokens=prompt_tokens,
-            completion_tokens=sum(tokens),
-            total_tokens=prompt_tokens + sum(tokens),
-        )
-        metrics.METRICS.count_tokens(usage.prompt_tokens, usage.completion_tokens)
+        usage = _usage(prompt_tokens, sum(tokens))
         return GenerateResponse(
             candidates=candidates,
             model=self._model_info("generator"),
@@ -720,12 +725,7 @@ class Ingress:
                     )
                 )
             completion_tokens += sum(tokens)
-        usage = Usage(
-            prompt_tokens=prompt_tokens,
-            completion_tokens=completion_tokens,
-            total_tokens=prompt_tokens + completion_tokens,
-        )
-        metrics.METRICS.count_tokens(usage.prompt_tokens, usage.completion_tokens)
+        usage = _usage(prompt_tokens, completion_tokens)
         return CompletionResponse(
             id=completion_id, created=created, model=body.model, choices=choices, usage=usage
         )
@@ -749,28 +749,17 @@ class Ingress:
             prompt_tokens += scored[0].prompt_tokens
             for c_idx, choice in enumerate(scored):
                 completion_tokens += choice.completion_tokens
-                lp = choice.logprobs
                 choices.append(
                     CompletionChoice(
                         index=p_idx * params.num_candidates + c_idx,
                         text=choice.text,
                         finish_reason=choice.finish_reason,
-                        logprobs=CompletionLogprobs(
-                            tokens=lp.tokens,
-                            token_logprobs=lp.token_logprobs,
-                            top_logprobs=lp.top_logprobs,
-                            text_offset=lp.text_offset,
-                        )
+                        logprobs=CompletionLogprobs(**vars(choice.logprobs))
                         if body.logprobs is not None
                         else None,
                     )
                 )
-        usage = Usage(
-            prompt_tokens=prompt_tokens,
-            completion_tokens=completion_tokens,
-            total_tokens=prompt_tokens + completion_tokens,
-        )
-        metrics.METRICS.count_tokens(usage.prompt_tokens, usage.completion_tokens)
+        usage = _usage(prompt_tokens, completion_tokens)
         return CompletionResponse(
             id=f"cmpl-{uuid.uuid4().hex[:24]}",
             created=int(time.time()),
@@ -841,17 +830,9 @@ class Ingress:
                 if choices:
                     yield chunk(choices)
             else:
-                metrics.METRICS.count_tokens(prompt_tokens, completion_tokens)
+                usage = _usage(prompt_tokens, completion_tokens)
                 if include_usage:
-                    total = prompt_tokens + completion_tokens
-                    yield chunk(
-                        [],
-                        Usage(
-                            prompt_tokens=prompt_tokens,
-                            completion_tokens=completion_tokens,
-                            total_tokens=total,
-                        ),
-                    )
+                    yield chunk([], usage)
         finally:
             for task in tasks:
                 task.cancel()

@@ -10,9 +10,9 @@ report use). ``/v1/completions`` follows OpenAI's legacy completions API (as vLL
 from __future__ import annotations
 
 import re
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
 
 from seqlab.lm.config import DecodingParams
 from seqlab.lm.requests import MAX_TOP_LOGPROBS
@@ -124,19 +124,18 @@ class ScoreResponse(BaseModel):
 # --- /v1/generate ---
 
 
+# A text field a model reads: no NUL, no lone surrogate (see check_text).
+ModelText = Annotated[str, AfterValidator(check_text)]
+
+
 class GenerateRequest(DecodingParams):
     """A prompt, every decoding parameter of :class:`DecodingParams`, and seqlab's own options."""
 
-    prompt: str = Field(description="text to continue (empty: start a new document)")
+    prompt: ModelText = Field(description="text to continue (empty: start a new document)")
     rerank: bool = Field(
         False, description="score every candidate with the scorer and return them best first"
     )
     stream: bool = Field(False, description="server-sent events: text pieces as they are generated")
-
-    @field_validator("prompt")
-    @classmethod
-    def _clean(cls, prompt: str) -> str:
-        return check_text(prompt)
 
 
 class GenerateCandidate(BaseModel):
@@ -316,13 +315,8 @@ class TokenizeRequest(_Body):
     """vLLM's ``/tokenize`` request (``model`` is optional: the app serves one generator)."""
 
     model: str | None = None
-    prompt: str = Field(description="text to tokenize with the generator's tokenizer")
+    prompt: ModelText = Field(description="text to tokenize with the generator's tokenizer")
     add_special_tokens: bool = False
-
-    @field_validator("prompt")
-    @classmethod
-    def _clean(cls, prompt: str) -> str:
-        return check_text(prompt)
 
 
 class TokenizeResponse(BaseModel):

@@ -92,7 +92,11 @@ def score_request(
         rows = [[] for _ in range(config.num_candidates)]
     choices = []
     for new in rows:
+        # generate_ids cut each row before its end-of-text; that token was generated all the same, and an
+        # evaluation harness counts on one entry per generated token (lm-eval drops the last), so it stays
+        ended = config.stop_at_eos and eos is not None and len(new) < n_new
         new, new_text, stopped = _cut_at_stop(tokenizer, list(new), request.stop)
+        new = [*new, eos] if ended and not stopped else new
         full = ids + new
         logp = (
             model(input_ids=torch.tensor([full], device=device)).logits[0].float().log_softmax(-1)
@@ -107,7 +111,7 @@ def score_request(
                 alternatives.setdefault(tokenizer.decode([full[t]]), token_logprobs[t])  # the chosen one too
                 top[t] = alternatives
         start = 0 if request.echo else len(ids)
-        finished = stopped or len(new) < n_new
+        finished = stopped or ended
         choices.append(
             ScoredChoice(
                 text=(prompt_text if request.echo else "") + new_text,

@@ -65,7 +65,9 @@ def test_max_tokens_zero_scores_the_prompt_alone(gen):
     assert all(t is None for t in choice.logprobs.top_logprobs)  # logprobs=0: no alternatives asked for
     offsets = choice.logprobs.text_offset
     # byte-level tokens may split a letter (alone they decode to U+FFFD); offsets still rise through the text
-    assert offsets == sorted(offsets) and offsets[-1] < len(PROMPT) and len(choice.logprobs.tokens) == len(ids)
+    assert (
+        offsets == sorted(offsets) and offsets[-1] < len(PROMPT) and len(choice.logprobs.tokens) == len(ids)
+    )
 
 
 def test_without_echo_only_the_new_tokens_and_n_choices(gen):
@@ -91,3 +93,24 @@ def test_a_prompt_longer_than_the_context_is_refused_not_cut(gen):
     context = gen.context_length
     with pytest.raises(ValueError, match=f"more than the model's context of {context}"):
         gen.score(ScoringRequest(tuple([5] * context), GREEDY, 1, echo=True))
+
+
+def test_an_end_of_text_the_model_chose_keeps_its_entry(gen, monkeypatch):
+    """lm-eval reads len(prompt) + max_tokens entries and drops the last: an end-of-text chosen as the new
+    token must be that entry (its text is not in the choice's text)."""
+    import seqlab.lm.logprobs
+
+    monkeypatch.setattr(seqlab.lm.logprobs, "generate_ids", lambda *a, **k: [[]])  # EOS came first
+    ids = gen.tokenizer(PROMPT, add_special_tokens=False)["input_ids"]
+    [choice] = gen.score(
+        ScoringRequest(tuple(ids), GREEDY.replace(stop_at_eos=True), 1, top_logprobs=1, echo=True)
+    )
+    lp = choice.logprobs
+    assert len(lp.token_logprobs) == len(ids) + 1 and lp.tokens[-1] == gen.tokenizer.decode(
+        [gen.tokenizer.eos_token_id]
+    )
+    assert choice.finish_reason == "stop" and choice.completion_tokens == 1
+    assert lp.token_logprobs[-1] == pytest.approx(
+        reference_logprobs(gen.model, [*ids, gen.tokenizer.eos_token_id])[-1], abs=1e-4
+    )
+    assert choice.text == gen.tokenizer.decode(ids)  # the end-of-text is not text

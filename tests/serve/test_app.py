@@ -373,7 +373,10 @@ def test_readiness_tokenize_and_metrics(client):
     assert tok["count"] == len(tok["tokens"]) > 0 and tok["max_model_len"] == 128
     assert len(tok["token_strs"]) == tok["count"]
     before = client.get("/metrics").text
-    client.post("/v1/completions", json={"model": "seqlab-generator", "prompt": PROMPT, "max_tokens": 2})
+    done = client.post(
+        "/v1/completions", json={"model": "seqlab-generator", "prompt": PROMPT, "max_tokens": 2}
+    )
+    usage = done.json()["usage"]  # sampled: it may end early at end-of-text
     client.post("/v1/score", json={"texts": []})
     text = client.get("/metrics").text
     assert 'seqlab_requests_total{route="/v1/completions",status="200"}' in text
@@ -389,7 +392,8 @@ def test_readiness_tokenize_and_metrics(client):
         )
         return int(line.split()[-1])
 
-    assert tokens(text, "completion") - tokens(before, "completion") == 2
+    assert tokens(text, "completion") - tokens(before, "completion") == usage["completion_tokens"]
+    assert tokens(text, "prompt") - tokens(before, "prompt") == usage["prompt_tokens"] > 0
 
 
 @pytest.mark.parametrize(

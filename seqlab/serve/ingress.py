@@ -203,6 +203,10 @@ class EdgeMiddleware:
                 await refusal(scope, receive, send_and_note)
                 return
             await self.app(scope, receive, send_and_note)
+        except asyncio.CancelledError:  # the client left before an answer: nginx's 499, not a server error
+            if status[0] == 500:
+                status[0] = 499
+            raise
         finally:
             metrics.METRICS.observe(_route_path(scope), status[0], time.perf_counter() - started)
 

@@ -398,7 +398,8 @@ def extract_article(html: str, url: str = "") -> Article:
         url: where it came from (relative canonical links resolve against it).
 
     Raises:
-        ExtractError: the page is too large, binary, or its extraction ran out of time.
+        ExtractError: the page is too large, binary, nested too deep with no story above the depth lxml
+            reads, or its extraction ran out of time.
     """
     _check_extractable(html)
     with _time_limit(EXTRACT_TIMEOUT_S):
@@ -446,7 +447,8 @@ def extract_batch(batch, min_arabic_share: float = 0.0):
     ``canonical_url``, ``language``), ``extractor`` (the candidate that gave the text) and
     ``extract_error``: null for a kept page, else ``"low_arabic: ..."`` (share below ``min_arabic_share``),
     ``"empty_text"`` (no story: an index or listing page), or the :class:`ExtractError` text
-    (``too_large_to_extract``, ``binary_content``, ``extract_timeout``), or ``"extract_failed: ..."`` for
+    (``too_large_to_extract``, ``binary_content``, ``too_deeply_nested``, ``extract_timeout``), or
+    ``"extract_failed: ..."`` for
     any other exception. Rows are never dropped here, so the caller can route the ones with an
     ``extract_error`` to the failures table (stage ``extract``).
 

@@ -274,7 +274,11 @@ def json_text(obj: Any, indent: int | None = 2) -> str:
             return {k: clean(v, f"{path}.{k}" if path else str(k)) for k, v in value.items()}
         if isinstance(value, (list, tuple)):
             return [clean(v, f"{path}[{i}]") for i, v in enumerate(value)]
-        if isinstance(value, numbers.Real) and not isinstance(value, (bool, int)):
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, numbers.Integral):  # numpy's integers too: a count stays a count
+            return int(value)
+        if isinstance(value, numbers.Real):
             number = float(value)
             if not math.isfinite(number):
                 replaced[path] = f"not a finite number ({number})"
@@ -448,7 +452,7 @@ def claim_output_dir(
     check_output_dir(directory, stage, overwrite=overwrite, config=config)  # a file in the way: no mkdir
     if is_uri(str(directory)):
         return
-    local = Path(str(directory).removeprefix("file://")).expanduser().resolve()
+    local = _claim_key(directory)
     if str(local) in _CLAIMED:  # this process holds it already (a pipeline's stage inside another)
         return
     created = not local.exists()
@@ -467,6 +471,11 @@ def claim_output_dir(
             shutil.rmtree(local, ignore_errors=True)
         raise
     _CLAIMED[str(local)] = fd
+
+
+def _claim_key(directory: str | os.PathLike[str]) -> Path:
+    """The local directory a claim is kept under: :func:`resolve`'s absolute path, symlinks followed."""
+    return Path(resolve(directory)).resolve()
 
 
 def _lock(path: Path, directory: str | os.PathLike[str]) -> int:
@@ -504,7 +513,7 @@ def _unlock(local: Path, fd: int) -> None:
 
 def release_output_dir(directory: str | os.PathLike[str]) -> None:
     """Release this process's claim on ``directory`` (no claim: nothing happens)."""
-    local = Path(str(directory).removeprefix("file://")).expanduser().resolve()
+    local = _claim_key(directory)
     fd = _CLAIMED.pop(str(local), None)
     if fd is not None:
         _unlock(local, fd)

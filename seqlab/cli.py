@@ -47,7 +47,7 @@ VERBS: dict[str, tuple[str, str]] = {
 
 
 # Options that name a file or directory: an empty value is always a mistake (`--out=` would otherwise write
-# into the working directory), and "-" means stdout only where the output is a stream (TEXT_OUTPUT verbs).
+# into the working directory), and "-" means stdout only where the output is a stream (STREAM_OUT_VERBS).
 PATH_OPTIONS = (
     "out",
     "data",

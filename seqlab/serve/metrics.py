@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import bisect
 import collections
-from collections.abc import Iterable
 
 __all__ = ["METRICS", "ROUTES", "Metrics"]
 
@@ -85,7 +84,7 @@ class Metrics:
         lines += [
             f'seqlab_tokens_total{{direction="{d}"}} {self.tokens[d]}' for d in ("prompt", "completion")
         ]
-        for name, value in _sorted(gauges or {}):
+        for name, value in sorted((gauges or {}).items()):
             lines += [f"# TYPE seqlab_{name} gauge", f"seqlab_{name} {value:g}"]
         return "\n".join(lines) + "\n"
 
@@ -93,7 +92,3 @@ class Metrics:
 METRICS = (
     Metrics()
 )  # this replica's; read and written through the module (Serve pickles the ingress by value)
-
-
-def _sorted(items: dict[str, float]) -> Iterable[tuple[str, float]]:
-    return sorted(items.items())

@@ -75,6 +75,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    args.out = output_path(args.out)  # "-" is stdout, as no --out is
     cfg = load_config(NormalizeConfig, args.config, args.overrides)
     flags = {name: value for name in SWITCHES if (value := getattr(args, f"switch_{name}", None)) is not None}
     if flags:
@@ -87,7 +88,7 @@ def run(args: argparse.Namespace) -> int:
     except OSError as exc:  # the output: a directory, an unwritable place, a full disk...
         where = f"{exc.filename}: " if exc.filename else ""
         print(
-            f"seqlab normalize: cannot write {output_path(args.out) or 'stdout'}: {where}{exc.strerror or exc}",
+            f"seqlab normalize: cannot write {args.out or 'stdout'}: {where}{exc.strerror or exc}",
             file=sys.stderr,
         )
         return 2
@@ -128,9 +129,9 @@ def convert(args: argparse.Namespace, cfg: NormalizeConfig) -> None:
             return normalize_batch(table, column=args.column, out_column=out_column, config=cfg)
 
         whole = None if args.tokens else normalize_column
-        _convert_parquet(sources, use_stdin, args.column, out_column, output_path(args.out), fn, whole)
+        _convert_parquet(sources, use_stdin, args.column, out_column, args.out, fn, whole)
         return
-    with text_output(output_path(args.out)) as out:
+    with text_output(args.out) as out:
         for source, line_no, line in read_lines(sources, use_stdin):
             if fmt == "text":
                 out.write(fn(line) + "\n")

@@ -577,7 +577,7 @@ def test_parquet_sink_writes_atomic_parts_and_load_progress_builds_the_frontier(
             **base,
             "url": "http://e.org/a",
             "depth": 1,
-            "outlinks": ["http://e.org/c", "http://e.org/"],
+            "outlinks": ["http://e.org/c", "http://e.org/", "http://e.org/go/1", "http://e.org/d"],
             "content_hash": "h1",
         }
     )
@@ -593,12 +593,34 @@ def test_parquet_sink_writes_atomic_parts_and_load_progress_builds_the_frontier(
         }
     )
     assert not list(tmp_path.rglob("*.tmp")) and not (tmp_path / "failures").exists()  # still buffered
+    # A redirect stored under the URL that led to it: its target is done too (the section page that
+    # links the target directly must not fetch it again on resume).
+    sink.write_page(
+        {
+            **base,
+            "url": "http://e.org/go/1",
+            "final_url": "http://e.org/d",
+            "depth": 1,
+            "outlinks": [],
+            "content_hash": "h2",
+        }
+    )
     sink.close()
     assert len(read_records(tmp_path, "failures")) == 1
     done, frontier = load_progress(tmp_path)
-    assert done == {"http://e.org/", "http://e.org/a", "http://e.org/b"}
+    assert done == {
+        "http://e.org/",
+        "http://e.org/a",
+        "http://e.org/b",
+        "http://e.org/go/1",
+        "http://e.org/d",
+    }
     assert frontier == [("http://e.org/c", 2)]
-    assert load_content_hashes(tmp_path) == {"h0": "http://e.org/", "h1": "http://e.org/a"}
+    assert load_content_hashes(tmp_path) == {
+        "h0": "http://e.org/",
+        "h1": "http://e.org/a",
+        "h2": "http://e.org/go/1",
+    }
     assert load_progress(tmp_path / "nothing-here") == (set(), [])
 
 

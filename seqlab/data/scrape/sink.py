@@ -177,7 +177,8 @@ def load_progress(directory: str | os.PathLike[str]) -> tuple[set[str], list[tup
     """What a crawl into ``ParquetSink(directory)`` already did, for resuming it.
 
     Returns:
-        ``(done_urls, frontier)``: every URL with a page or a permanent failure record, and
+        ``(done_urls, frontier)``: every URL with a page (and the target its redirects reached) or a
+        permanent failure record, and
         ``(url, depth)`` for each outlink of a done page that is not done itself (at its smallest depth),
         sorted by depth. Pass both to :func:`crawl` (and :func:`load_content_hashes` as ``content_hashes``).
         A URL whose last failure was transient (:func:`is_transient`) is not done: the next run fetches it
@@ -185,9 +186,12 @@ def load_progress(directory: str | os.PathLike[str]) -> tuple[set[str], list[tup
     """
     directory = str(directory)
     done: set[str] = set()
-    pages = _read_parts(directory, "raw", ["url", "depth", "outlinks"])
+    pages = _read_parts(directory, "raw", ["url", "final_url", "depth", "outlinks"])
     for part in pages:
         done.update(part["url"])
+        # A redirect's target was stored under the URL that led to it; a later link to the target itself
+        # must not fetch it again (it would be recorded a second time, as a duplicate of the first).
+        done.update(url for url in part["final_url"] if url)
     done.update(url for url, error in latest_failures(directory).items() if not is_transient(error))
     frontier: dict[str, int] = {}
     for part in pages:

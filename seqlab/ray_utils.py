@@ -82,8 +82,12 @@ def init_ray(num_cpus: int | None = None, **kwargs) -> bool:
     # inherits this process's environment when it is the one that starts Ray.
     os.environ.setdefault(PROXY_CALLBACK_ENV, PROXY_CALLBACK)
     # address="local": always a new local Ray, never whatever cluster /tmp/ray/ray_current_cluster names
-    # (a stale one would hang ray.init); joining a cluster is what RAY_ADDRESS is for.
-    ray.init(address="local", num_cpus=num_cpus, include_dashboard=False, **kwargs)
+    # (a stale one would hang ray.init); joining a cluster is what RAY_ADDRESS is for. Serve on that Ray
+    # takes the fast path (HAProxy, direct ingress; see seqlab.serve.fastpath).
+    from seqlab.serve import fastpath
+
+    with fastpath.scoped():
+        ray.init(address="local", num_cpus=num_cpus, include_dashboard=False, **kwargs)
     sigterm_as_interrupt()
     log.info(
         "started a new local Ray with %s CPUs (set RAY_ADDRESS to join a cluster)",

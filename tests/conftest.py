@@ -35,17 +35,24 @@ def pytest_collection_modifyitems(config, items):
 
 @pytest.fixture(scope="session")
 def ray_session():
-    """One local Ray cluster for the whole test session (2 CPUs, no dashboard), shut down at the end."""
+    """One local Ray cluster for the whole test session (2 CPUs, no dashboard), shut down at the end.
+
+    Serve on it takes the fast path (HAProxy in front, direct ingress), as on the Ray `seqlab serve`
+    starts: every Serve test runs on the path users get.
+    """
     import ray
 
+    from seqlab.serve import fastpath
+
     if not ray.is_initialized():
-        ray.init(
-            address="local",  # never join a cluster another test (or the user) started with `ray start`
-            num_cpus=2,
-            include_dashboard=False,
-            log_to_driver=False,
-            configure_logging=False,
-        )
+        with fastpath.scoped():
+            ray.init(
+                address="local",  # never join a cluster another test (or the user) started with `ray start`
+                num_cpus=2,
+                include_dashboard=False,
+                log_to_driver=False,
+                configure_logging=False,
+            )
     yield ray
     ray.shutdown()
 
@@ -95,6 +102,8 @@ def ray_head(tmp_path_factory):
     from pathlib import Path
 
     bin_dir = Path(sys.executable).parent
+    from seqlab.serve import fastpath
+
     env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
     env["RAY_AUTH_MODE"] = "disabled"
     port, dash = _free_port(), _free_port()
@@ -108,6 +117,9 @@ def ray_head(tmp_path_factory):
         "--object-manager-port": _free_port(),
     }
     temp_dir = tmp_path_factory.mktemp("rayhead")
+    # Serve's fast path on this head too, as cluster.yaml's `eval "$(python -m seqlab.serve.fastpath)"` gives
+    # its nodes
+    env.update(fastpath.fast_path_env(env, local=True))
     proc = subprocess.Popen(
         [
             str(bin_dir / "ray"),

@@ -29,3 +29,5 @@ def test_nodes_install_this_checkout_and_the_edge_middleware():
     for key in ("head_start_ray_commands", "worker_start_ray_commands"):
         start = " ".join(raw[key])
         assert "RAY_SERVE_HTTP_PROXY_CALLBACK_IMPORT_PATH=seqlab.serve.edge:proxy_middlewares" in start
+        # Serve's fast path, from the one module that knows its variables
+        assert start.index('eval "$(python -m seqlab.serve.fastpath)" &&') < start.index("ray start")

@@ -157,7 +157,7 @@ def serve_part(root: Path, cluster, workers, best: str) -> dict:
     import httpx
     from ray import serve
 
-    from seqlab.bench.serve import free_port
+    from seqlab.bench.servers import free_port
     from seqlab.serve.app import build_app
     from seqlab.serve.cli_serve import wait_until_ready
     from seqlab.serve.config import ServeArgs

@@ -1,29 +1,40 @@
-"""``seqlab bench serve``: the seqlab Serve app vs bare FastAPI servers, loaded from another process.
+"""``seqlab bench serve``: the seqlab Serve app on both serving paths vs bare FastAPI servers, one run.
 
-Two halves (``--only score|completions`` runs one):
+Three servers side by side (:mod:`seqlab.bench.servers`), each in processes of its own:
+
+* ``bare FastAPI``: uvicorn in a subprocess, one request at a time (below);
+* ``Serve default``: the seqlab app on a local Ray with Ray's default Python HTTP proxy;
+* ``Serve fast path``: the same app on another local Ray with Serve's fast path, as ``seqlab serve`` runs it
+  (HAProxy in front, direct ingress, gRPC between deployments: :mod:`seqlab.serve.fastpath`).
+
+Each Serve app serves every model asked for (scorer and generator), so each path's Ray starts once. Two
+halves (``--only score|completions`` runs one):
 
 * **/v1/score** — throughput (requests/s and texts/s) and p50/p99 latency per concurrency level
-  (``--concurrency``, default 1, 8, 32, 64) of (a) the seqlab Serve app with the scorer only, batching
-  texts across requests, and (b) a bare FastAPI + uvicorn server in a subprocess that loads the same
-  scorer with :func:`seqlab.models.load_scorer` and scores one request at a time (a plain ``def`` route
-  calling ``scorer.predict(texts)`` under a lock, so requests never overlap). Every request carries the
-  same ``TEXTS_PER_REQUEST`` generated Arabic documents of 300-800 characters for both servers.
+  (``--concurrency``, default 1, 8, 32, 64). Serve batches texts across requests; the bare server loads
+  the same scorer with :func:`seqlab.models.load_scorer` and scores one request at a time (a plain ``def``
+  route calling ``scorer.predict(texts)`` under a lock, so requests never overlap). Every request carries
+  the same ``TEXTS_PER_REQUEST`` generated Arabic documents of 300-800 characters for every server.
 * **/v1/completions**, streamed — aggregate new tokens/s and time to first token (TTFT, the first SSE
-  event carrying text) at concurrency 1 and 8 (``--completion-concurrency``) of (a) the Serve app with
-  the generator only, decoding concurrent requests together, and (b) a bare FastAPI server whose one
-  worker thread calls transformers' ``model.generate`` for one request at a time and streams every token
-  through a ``BaseStreamer`` as SSE (so its TTFT is real, not the full latency; at concurrency 8 it
-  includes the wait behind the requests ahead). Both decode greedily (``temperature: 0``) with the same
-  ``max_tokens``; tokens are counted from the stream's ``usage`` (both servers send OpenAI's
-  ``stream_options.include_usage`` event).
+  event carrying text) at concurrency 1 and 8 (``--completion-concurrency``). Serve decodes concurrent
+  requests together; the bare server's one worker thread calls transformers' ``model.generate`` for one
+  request at a time and streams every token through a ``BaseStreamer`` as SSE (so its TTFT is real, not
+  the full latency; at concurrency 8 it includes the wait behind the requests ahead). All decode greedily
+  (``temperature: 0``) with the same ``max_tokens``; tokens are counted from the stream's ``usage`` (every
+  server sends OpenAI's ``stream_options.include_usage`` event).
+
+The goals (printed with a verdict) are the fast path's: /v1/score at concurrency 32 >= ``SCORE_GOAL`` x the
+bare server's requests/s with p99 at most half of its; streamed completions at concurrency 8 >=
+``COMPLETION_GOAL`` x its tokens/s, and TTFT p50 at 8 at most ``TTFT_GROWTH`` x that at 1. The default
+path's ratios are printed beside them.
 
 The load comes from a separate process per level (``_load_main``: one ``httpx.AsyncClient``, ``c``
 workers sharing one counter), so the client never shares an interpreter with a server. Each level stops
 after ``--requests`` (``--completion-requests``) requests or ``--seconds``, whichever comes first; a
 warm-up round per server precedes the levels and counts nowhere. Throughput = successful requests (or
-their tokens) / the level's wall time. Only 127.0.0.1 is ever targeted. Both servers of a half run side
-by side and take turns, level by level (bare, then Serve), so a change in the machine's load — this is
-a small shared machine — hits both alike; the load average at start and end is printed.
+their tokens) / the level's wall time. Only 127.0.0.1 is ever targeted. The servers take turns, level by
+level (bare, default, fast path), so a change in the machine's load — this is a small shared machine —
+hits all alike; the load average at start and end is printed.
 
 Server CPU: the CPU time the server side spends during the levels, per request (score) or per token
 (completions): the bare server's process, or Serve's processes split by part (proxy, ingress, model
@@ -58,23 +69,31 @@ import json
 import math
 import os
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel
-
+from seqlab.bench.servers import (
+    HOST,
+    HTTP_TIMEOUT_S,
+    PATHS,
+    RAY_CPUS,
+    _psutil,
+    bare_servers,
+    cpu_meter,
+    processes_under,
+    rss_mb,
+    serve_rss_mb,
+    serve_servers,
+)
 from seqlab.config import ConfigError
 
 # --- defaults, in one place -------------------------------------------------------------------------
-HOST = "127.0.0.1"  # the only address the benchmark binds or targets
 SCORE_LEVELS = "1,8,32,64"  # concurrent clients for /v1/score (the issue's levels)
 COMPLETION_LEVELS = "1,8"  # concurrent clients for /v1/completions
 SCORE_REQUESTS = 400  # requests per /v1/score level: ~6 batches of 64 clients
@@ -84,7 +103,6 @@ TEXTS_PER_REQUEST = 4  # texts per /v1/score body
 TEXT_CHARS = (300, 800)  # length range of the texts to score (realistic paragraphs)
 PROMPT_CHARS = 120  # prompt length in characters (~28 BPE tokens)
 MAX_TOKENS = 64  # new tokens per completion
-RAY_CPUS = 2  # the local Ray's CPUs (the 2-core target machine)
 REPLICA_CPUS = 1.0  # CPUs reserved per model replica = its torch threads (the bare servers use 1 thread)
 SCORER_BATCH = 128  # texts per scorer batch: 32 requests of 4 texts
 # How long a scorer batch waits to fill. 30 and 60 ms were tried too: no change beyond the run-to-run noise
@@ -96,9 +114,9 @@ GENERATOR_BATCH = 8  # generation rows decoded together: all 8 clients of the to
 # that arrives mid-flight joins at the next step, so there is nothing to wait for (with static batches,
 # 100 ms were needed here for the 8 clients' requests to land in one batch, at 200 ms of TTFT).
 GENERATOR_WAIT_S = 0.0
-HTTP_TIMEOUT_S = 120.0  # Serve's proxy request timeout and the client's
-SCORE_GOAL = 1.5  # Serve / bare requests/s at concurrency 32, with p99 no worse
-COMPLETION_GOAL = 3.0  # Serve / bare aggregate tokens/s at concurrency 8
+SCORE_GOAL = 3.0  # fast-path Serve / bare requests/s at concurrency 32, with p99 at most half of bare's
+COMPLETION_GOAL = 4.5  # fast-path Serve / bare aggregate tokens/s at concurrency 8
+TTFT_GROWTH = 2.0  # fast-path TTFT p50 at the top completions level <= this x at the lowest
 SCORE_AT, COMPLETION_AT = 32, 8  # the levels the goals are stated at
 CORPUS_SEED = 0
 TRAIN_DOCS = 2000  # generated documents the tokenizers are trained on (the bodies come from the same set)
@@ -221,165 +239,6 @@ def make_generator(path: Path, seed: int = CORPUS_SEED) -> Path:
 # module's namespace, not in the function that defines the route.
 
 
-class _ScoreBody(BaseModel):
-    texts: list[str]
-
-
-class _CompletionBody(BaseModel):
-    model: str
-    prompt: str
-    max_tokens: int = 16
-    temperature: float = 0.0
-    stream: bool = True
-    stream_options: dict[str, Any] | None = None
-
-
-def _bare_score_app(path: str) -> Any:
-    import threading
-
-    from fastapi import FastAPI
-
-    from seqlab.models import load_scorer
-
-    scorer = load_scorer(path)
-    params = sum(p.numel() for p in scorer.model.parameters())
-    cfg = scorer.model.config
-    about = f"{cfg.cell.upper()} embed {cfg.embed_dim} hidden {cfg.hidden}, {params / 1e6:.2f}M parameters"
-    app = FastAPI()
-    lock = threading.Lock()  # one request at a time: no batching, no overlap
-
-    @app.get("/healthz")
-    async def healthz() -> dict[str, str]:
-        return {"model": about}
-
-    @app.post("/v1/score")
-    def score(body: _ScoreBody) -> dict[str, list[float]]:
-        with lock:
-            return {"scores": scorer.predict(body.texts)}
-
-    return app
-
-
-def _bare_completions_app(path: str) -> Any:
-    import queue
-    import threading
-
-    import torch
-    from fastapi import FastAPI
-    from fastapi.responses import StreamingResponse
-    from transformers.generation.streamers import BaseStreamer
-
-    from seqlab.lm.generator import load_model_and_tokenizer
-
-    model, tokenizer = load_model_and_tokenizer(path, device="cpu")
-    cfg = model.config
-    about = (
-        f"GPT-2 {cfg.n_layer} layers x {cfg.n_embd}, vocabulary {cfg.vocab_size}, "
-        f"{model.num_parameters() / 1e6:.2f}M parameters"
-    )
-    jobs: queue.Queue = queue.Queue()
-
-    class TokenQueue(BaseStreamer):
-        """Hands each new token id to the request's asyncio queue (None at the end)."""
-
-        def __init__(self, loop: asyncio.AbstractEventLoop, out: asyncio.Queue) -> None:
-            self.loop, self.out, self.prompt_seen = loop, out, False
-
-        def put(self, value: torch.Tensor) -> None:
-            if not self.prompt_seen:  # generate() passes the prompt first
-                self.prompt_seen = True
-                return
-            self.loop.call_soon_threadsafe(self.out.put_nowait, int(value.reshape(-1)[0]))
-
-        def end(self) -> None:
-            self.loop.call_soon_threadsafe(self.out.put_nowait, None)
-
-    def decode_one_at_a_time() -> None:
-        while True:
-            ids, max_new, streamer = jobs.get()
-            try:
-                with torch.inference_mode():
-                    model.generate(
-                        input_ids=ids,
-                        attention_mask=torch.ones_like(ids),
-                        max_new_tokens=max_new,
-                        do_sample=False,
-                        pad_token_id=tokenizer.eos_token_id,
-                        streamer=streamer,
-                    )
-            except Exception as exc:  # the request's stream reports it
-                streamer.loop.call_soon_threadsafe(streamer.out.put_nowait, exc)
-
-    threading.Thread(target=decode_one_at_a_time, daemon=True).start()
-    app = FastAPI()
-
-    def sse(choices: list[dict[str, Any]], usage: dict[str, int] | None = None) -> str:
-        data: dict[str, Any] = {"object": "text_completion", "choices": choices}
-        if usage is not None:
-            data["usage"] = usage
-        return f"data: {json.dumps(data, ensure_ascii=False)}\n\n"
-
-    @app.get("/healthz")
-    async def healthz() -> dict[str, str]:
-        return {"model": about}
-
-    @app.post("/v1/completions")
-    async def completions(body: _CompletionBody) -> StreamingResponse:
-        ids = tokenizer(body.prompt, return_tensors="pt", add_special_tokens=False)["input_ids"]
-        out: asyncio.Queue = asyncio.Queue()
-        jobs.put((ids, body.max_tokens, TokenQueue(asyncio.get_running_loop(), out)))
-
-        async def events() -> Any:
-            produced: list[int] = []
-            text = sent = ""
-            while (token := await out.get()) is not None:
-                if isinstance(token, Exception):
-                    yield f"data: {json.dumps({'error': {'message': repr(token)}})}\n\n"
-                    return
-                produced.append(token)
-                text = tokenizer.decode(produced)
-                if text.endswith("\ufffd"):  # a character split across tokens: wait for the rest
-                    continue
-                piece, sent = text[len(sent) :], text
-                if piece:
-                    yield sse([{"index": 0, "text": piece, "finish_reason": None}])
-            yield sse([{"index": 0, "text": text[len(sent) :], "finish_reason": "length"}])
-            n_prompt = int(ids.shape[1])
-            usage = {"prompt_tokens": n_prompt, "completion_tokens": len(produced)}
-            yield sse([], {**usage, "total_tokens": n_prompt + len(produced)})
-            yield "data: [DONE]\n\n"
-
-        return StreamingResponse(events(), media_type="text/event-stream")
-
-    return app
-
-
-def _exit_with_parent() -> None:
-    """End this process once the benchmark's process is gone (killed, say), so a server never lingers."""
-    import threading
-
-    parent = os.getppid()
-
-    def watch() -> None:
-        while os.getppid() == parent:
-            time.sleep(1.0)
-        os._exit(0)
-
-    threading.Thread(target=watch, daemon=True).start()
-
-
-def _bare_main() -> None:
-    """Subprocess entry: ``argv[1]`` is ``{"kind": "score"|"completions", "artifact", "port"}``."""
-    import torch
-    import uvicorn
-
-    _exit_with_parent()
-    spec = json.loads(sys.argv[1])
-    torch.set_num_threads(1)  # the Serve replicas get REPLICA_CPUS threads (1 by default)
-    app = (_bare_score_app if spec["kind"] == "score" else _bare_completions_app)(spec["artifact"])
-    uvicorn.run(app, host=HOST, port=int(spec["port"]), log_level="warning", access_log=False)
-
-
 # --- the load generator (run in a subprocess: ``_load_main``) -------------------------------------------
 
 
@@ -500,134 +359,6 @@ def run_load(
     return json.loads(proc.stdout)
 
 
-# --- servers --------------------------------------------------------------------------------------------
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind((HOST, 0))
-        return sock.getsockname()[1]
-
-
-def _wait_for(url: str, proc: subprocess.Popen | None, timeout_s: float = 180.0) -> dict[str, Any]:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if proc is not None and proc.poll() is not None:
-            raise RuntimeError(f"the server behind {url} exited with status {proc.returncode}")
-        try:
-            with urllib.request.urlopen(f"{url}/healthz", timeout=5) as resp:
-                return json.loads(resp.read())
-        except OSError:
-            time.sleep(0.3)
-    raise TimeoutError(f"{url} did not answer within {timeout_s:.0f} s")
-
-
-@contextlib.contextmanager
-def bare_servers(artifacts: dict[str, str], log_dir: Path) -> Iterator[dict[str, tuple[str, int, str]]]:
-    """A bare FastAPI server per half (``"score"``/``"completions"`` -> artifact), each in a subprocess.
-
-    Yields ``half -> (url, pid, model description)`` once all answer, and stops them (by PID) on exit.
-    They start together, so their start-ups overlap; an idle one uses no CPU while another is loaded.
-    """
-    code = "from seqlab.bench.serve import _bare_main; _bare_main()"
-    started: dict[str, tuple[subprocess.Popen, str, Path]] = {}
-    try:
-        for half, artifact in artifacts.items():
-            port = free_port()
-            log_path = log_dir / f"bare-{half}.log"
-            spec = json.dumps({"kind": half, "artifact": artifact, "port": port})
-            with open(log_path, "w", encoding="utf-8") as log_file:
-                proc = subprocess.Popen([sys.executable, "-c", code, spec], stdout=log_file, stderr=log_file)
-            started[half] = (proc, f"http://{HOST}:{port}", log_path)
-        ready = {}
-        for half, (proc, url, log_path) in started.items():
-            try:
-                ready[half] = (url, proc.pid, _wait_for(url, proc)["model"])
-            except Exception:
-                print(log_path.read_text(encoding="utf-8")[-3000:], file=sys.stderr)
-                raise
-        yield ready
-    finally:
-        for proc, _, _ in started.values():
-            proc.terminate()
-        for proc, _, _ in started.values():
-            try:
-                proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-
-
-def _psutil() -> Any:
-    """psutil: installed, or the copy Ray vendors (``import ray`` puts its thirdparty_files on sys.path)."""
-    import importlib
-
-    try:
-        return importlib.import_module("psutil")
-    except ImportError:
-        import ray  # noqa: F401
-
-        return importlib.import_module("psutil")
-
-
-def rss_mb(pid: int) -> float:
-    return _psutil().Process(pid).memory_info().rss / 2**20
-
-
-SERVE_PARTS = ("ProxyActor", "Ingress", "Scorer", "Generator", "ServeController")
-
-
-def ray_processes(exclude: set[int]) -> dict[int, tuple[str, Any]]:
-    """``pid -> (part, psutil.Process)`` of the Ray this process started, named by Serve part.
-
-    Parts: ``ProxyActor``, ``Ingress``, ``Scorer``/``Generator``, ``ServeController``; the rest of Ray
-    (raylet, GCS, idle workers) is ``other Ray``. Only this process's descendants count (another Ray on the
-    machine, a test session's, may run Serve replicas too), less ``exclude`` (the bare servers). Taken
-    while no load generator runs, so none is among them.
-    """
-    psutil = _psutil()
-    found = {}
-    for proc in psutil.Process().children(recursive=True):
-        if proc.pid in exclude:
-            continue
-        with contextlib.suppress(psutil.Error):
-            title = " ".join(proc.cmdline())
-            found[proc.pid] = (next((p for p in SERVE_PARTS if p in title), "other Ray"), proc)
-    return found
-
-
-def serve_rss_mb(procs: dict[int, tuple[str, Any]]) -> dict[str, float]:
-    """RSS (MB) of the Serve proxy and replicas among ``procs``, by part (``Scorer``, ``Ingress``...)."""
-    psutil = _psutil()
-    found = {}
-    for part, proc in procs.values():
-        if part in SERVE_PARTS and part != "ServeController":
-            with contextlib.suppress(psutil.Error):
-                found[part] = proc.memory_info().rss / 2**20
-    return found
-
-
-def _cpu_seconds(proc: Any) -> float:
-    times = proc.cpu_times()
-    return times.user + times.system
-
-
-@contextlib.contextmanager
-def cpu_meter(procs: dict[int, tuple[str, Any]]) -> Iterator[dict[int, float]]:
-    """CPU seconds each process of ``procs`` spends inside the block, by PID (filled in on exit)."""
-    psutil = _psutil()
-    before = {}
-    for pid, (_, proc) in procs.items():
-        with contextlib.suppress(psutil.Error):
-            before[pid] = _cpu_seconds(proc)
-    spent: dict[int, float] = {}
-    yield spent
-    for pid, (_, proc) in procs.items():
-        with contextlib.suppress(psutil.Error):
-            if pid in before:
-                spent[pid] = _cpu_seconds(proc) - before[pid]
-
-
 def serve_args(args: argparse.Namespace, scorer: str | None = None, generator: str | None = None) -> Any:
     """The Serve app's settings for the benchmark (printed with the results)."""
     from seqlab.serve.config import ServeArgs
@@ -650,59 +381,6 @@ def serve_args(args: argparse.Namespace, scorer: str | None = None, generator: s
             "log_requests": False,
         }
     )
-
-
-APP_NAME = "seqlab"
-
-
-@contextlib.contextmanager
-def serve_instance() -> Iterator[dict[str, Any]]:
-    """Serve's HTTP options (loopback, a free port); Serve is shut down on exit."""
-    from ray import serve
-
-    try:
-        yield {"host": HOST, "port": free_port(), "request_timeout_s": HTTP_TIMEOUT_S}
-    finally:
-        serve.shutdown()
-
-
-@contextlib.contextmanager
-def serve_app(cfg: Any, http: dict[str, Any]) -> Iterator[str]:
-    """The seqlab app on the current Ray, once it answers; deleted on exit (its CPUs are free again).
-
-    The first call starts Serve with ``http``; later ones reuse the running controller and proxy.
-    """
-    from ray import serve
-
-    from seqlab.serve.cli_serve import start_local
-
-    try:
-        yield start_local(cfg, http, name=APP_NAME)
-    finally:
-        serve.delete(APP_NAME)
-
-
-@contextlib.contextmanager
-def local_ray() -> Iterator[None]:
-    """A fresh local Ray of :data:`RAY_CPUS` CPUs (never a cluster), with seqlab's proxy middleware."""
-    import ray
-
-    from seqlab.ray_utils import PROXY_CALLBACK, PROXY_CALLBACK_ENV
-
-    if ray.is_initialized():
-        raise RuntimeError("seqlab bench serve starts its own Ray; run it in a process without Ray")
-    os.environ.setdefault(PROXY_CALLBACK_ENV, PROXY_CALLBACK)  # the proxy seqlab serve runs
-    ray.init(
-        address="local",
-        num_cpus=RAY_CPUS,
-        include_dashboard=False,
-        log_to_driver=False,
-        configure_logging=False,
-    )
-    try:
-        yield
-    finally:
-        ray.shutdown()
 
 
 # --- report ---------------------------------------------------------------------------------------------
@@ -748,68 +426,77 @@ def print_cpu(results: dict[str, dict[str, Any]], unit: str) -> None:
         split = ", ".join(f"{part} {ms:.1f}" for part, ms in sorted(cpu.items(), key=lambda kv: -kv[1]))
         parts.append(f"{name} {sum(cpu.values()):.1f} ms" + (f" ({split})" if len(cpu) > 1 else ""))
     print(f"server CPU per {unit} (all levels): " + "; ".join(parts))
-    print(
-        "idle background while the other server was loaded: Ray and Serve "
-        f"{100 * results['bare FastAPI']['background_share']:.0f}% of a core during the bare levels, "
-        f"the bare server {100 * results['seqlab Serve']['background_share']:.0f}% during the Serve levels"
-    )
+    idle = ", ".join(f"{name} {100 * results[name]['background_share']:.0f}%" for name in SERVERS)
+    print(f"the other servers' idle background while each was loaded (share of a core): {idle}")
+
+
+def _table(results: dict[str, dict[str, Any]], levels: list[int], header: str, row) -> None:
+    print(f"  {'server':16} {'conc':>5} {'ok':>5} {'err':>4} {header}")
+    for c in levels:
+        for name in SERVERS:
+            r = _at(results[name]["rows"], c)
+            print(f"  {name:16} {c:5d} {r['ok']:5d} {r['errors']:4d} {row(r)}")
 
 
 def print_score(results: dict[str, dict[str, Any]], levels: list[int]) -> None:
     print(f"\n/v1/score: {TEXTS_PER_REQUEST} texts of {TEXT_CHARS[0]}-{TEXT_CHARS[1]} chars per request")
-    print(
-        f"  {'server':14} {'conc':>5} {'ok':>5} {'err':>4} {'req/s':>9} {'texts/s':>9} {'p50 ms':>9} {'p99 ms':>9}"
+    _table(
+        results,
+        levels,
+        f"{'req/s':>9} {'texts/s':>9} {'p50 ms':>9} {'p99 ms':>9}",
+        lambda r: f"{r['rps']:9.1f} {r['items_per_s']:9.1f} {r['p50_ms']:9.1f} {r['p99_ms']:9.1f}",
     )
-    for c in levels:
-        for name in ("bare FastAPI", "seqlab Serve"):
-            r = _at(results[name]["rows"], c)
-            print(
-                f"  {name:14} {c:5d} {r['ok']:5d} {r['errors']:4d} {r['rps']:9.1f} "
-                f"{r['items_per_s']:9.1f} {r['p50_ms']:9.1f} {r['p99_ms']:9.1f}"
-            )
     c = _compare_level(levels, SCORE_AT)
-    bare, srv = _at(results["bare FastAPI"]["rows"], c), _at(results["seqlab Serve"]["rows"], c)
-    ratio = srv["rps"] / bare["rps"]
-    errors = bare["errors"] + srv["errors"]
-    print(
-        f"Serve / bare throughput at concurrency {c}: {ratio:.2f}x "
-        f"(goal >= {SCORE_GOAL}x: {_verdict(ratio >= SCORE_GOAL, errors, c, SCORE_AT)})"
-    )
-    print(
-        f"p99 at concurrency {c}: Serve {srv['p99_ms']:.1f} ms vs bare {bare['p99_ms']:.1f} ms "
-        f"(goal no worse: {_verdict(srv['p99_ms'] <= bare['p99_ms'], errors, c, SCORE_AT)})"
-    )
+    bare = _at(results[BARE]["rows"], c)
+    for name in SERVE_PATHS:
+        srv = _at(results[name]["rows"], c)
+        ratio, errors = srv["rps"] / bare["rps"], bare["errors"] + srv["errors"]
+        goal = name == FAST
+        print(
+            f"{name} / bare throughput at concurrency {c}: {ratio:.2f}x"
+            + (
+                f" (goal >= {SCORE_GOAL}x: {_verdict(ratio >= SCORE_GOAL, errors, c, SCORE_AT)})"
+                if goal
+                else ""
+            )
+        )
+        print(
+            f"{name} p99 at concurrency {c}: {srv['p99_ms']:.1f} ms vs bare {bare['p99_ms']:.1f} ms"
+            + (
+                f" (goal <= half of bare: {_verdict(srv['p99_ms'] <= bare['p99_ms'] / 2, errors, c, SCORE_AT)})"
+                if goal
+                else ""
+            )
+        )
     print_cpu(results, "request")
 
 
 def print_completions(results: dict[str, dict[str, Any]], levels: list[int], max_tokens: int) -> None:
     print(f"\n/v1/completions, streamed: greedy, max_tokens {max_tokens}, prompts of ~{PROMPT_CHARS} chars")
-    print(
-        f"  {'server':14} {'conc':>5} {'ok':>5} {'err':>4} {'tokens/s':>9} {'TTFT p50 ms':>12} "
-        f"{'p50 ms':>9} {'tok/req':>8}"
-    )
-    for c in levels:
-        for name in ("bare FastAPI", "seqlab Serve"):
-            r = _at(results[name]["rows"], c)
-            per_request = r["items_per_s"] / r["rps"] if r["rps"] else math.nan
-            print(
-                f"  {name:14} {c:5d} {r['ok']:5d} {r['errors']:4d} {r['items_per_s']:9.1f} "
-                f"{r['ttft_p50_ms']:12.1f} {r['p50_ms']:9.1f} {per_request:8.1f}"
-            )
+
+    def row(r: dict[str, float]) -> str:
+        per_request = r["items_per_s"] / r["rps"] if r["rps"] else math.nan
+        return f"{r['items_per_s']:9.1f} {r['ttft_p50_ms']:12.1f} {r['p50_ms']:9.1f} {per_request:8.1f}"
+
+    _table(results, levels, f"{'tokens/s':>9} {'TTFT p50 ms':>12} {'p50 ms':>9} {'tok/req':>8}", row)
     c = _compare_level(levels, COMPLETION_AT)
-    bare, srv = _at(results["bare FastAPI"]["rows"], c), _at(results["seqlab Serve"]["rows"], c)
-    ratio = srv["items_per_s"] / bare["items_per_s"]
-    errors = bare["errors"] + srv["errors"]
-    print(
-        f"Serve / bare aggregate tokens/s at concurrency {c}: {ratio:.2f}x "
-        f"(goal >= {COMPLETION_GOAL}x: {_verdict(ratio >= COMPLETION_GOAL, errors, c, COMPLETION_AT)})"
-    )
-    ttft = "; ".join(
-        f"concurrency {lvl}: Serve {_at(results['seqlab Serve']['rows'], lvl)['ttft_p50_ms']:.1f} ms "
-        f"vs bare {_at(results['bare FastAPI']['rows'], lvl)['ttft_p50_ms']:.1f} ms"
-        for lvl in levels
-    )
-    print(f"TTFT p50 at {ttft}")
+    bare = _at(results[BARE]["rows"], c)
+    for name in SERVE_PATHS:
+        srv = _at(results[name]["rows"], c)
+        ratio, errors = srv["items_per_s"] / bare["items_per_s"], bare["errors"] + srv["errors"]
+        verdict = _verdict(ratio >= COMPLETION_GOAL, errors, c, COMPLETION_AT)
+        print(
+            f"{name} / bare aggregate tokens/s at concurrency {c}: {ratio:.2f}x"
+            + (f" (goal >= {COMPLETION_GOAL}x: {verdict})" if name == FAST else "")
+        )
+    for name in SERVERS:
+        ttft = {lvl: _at(results[name]["rows"], lvl)["ttft_p50_ms"] for lvl in levels}
+        line = ", ".join(f"concurrency {lvl} {ms:.1f} ms" for lvl, ms in ttft.items())
+        if name == FAST and len(levels) > 1:
+            low, high = min(levels), max(levels)
+            met = ttft[high] <= TTFT_GROWTH * ttft[low]
+            line += f" (goal: at {high} <= {TTFT_GROWTH:g}x at {low}: {'met' if met else 'NOT met'})"
+        print(f"TTFT p50 of {name}: {line}")
     print_cpu(results, "token")
 
 
@@ -834,7 +521,9 @@ def _progress(message: str) -> None:
 
 
 ROLES = {"score": "scorer", "completions": "generator"}  # benchmark half -> the model it serves
-SERVERS = ("bare FastAPI", "seqlab Serve")
+BARE, FAST = "bare FastAPI", "Serve fast path"
+SERVE_PATHS = tuple(PATHS)  # Ray's default proxy, then the fast path
+SERVERS = (BARE, *SERVE_PATHS)
 
 
 def _plan(args: argparse.Namespace, root: Path, levels: dict[str, list[int]]) -> dict[str, dict[str, Any]]:
@@ -932,7 +621,7 @@ def run(args: argparse.Namespace) -> int:
     os.environ.pop("SEQLAB_API_KEY", None)  # the benchmark's app serves without auth
     load_start = os.getloadavg()
     results: dict[str, dict[str, dict[str, Any]]] = {half: {} for half in halves}
-    memory: dict[str, dict[str, float]] = {"bare FastAPI": {}}
+    memory: dict[str, dict[str, float]] = {BARE: {}}
     about: dict[str, str] = {}
 
     with _sigterm_as_interrupt(), tempfile.TemporaryDirectory(prefix="seqlab-bench-serve-") as tmp:
@@ -940,21 +629,20 @@ def run(args: argparse.Namespace) -> int:
         _progress("building the models and the request bodies")
         plans = _plan(args, root, {half: levels[half] for half in halves})
         bare_models = {half: plan["artifact"] for half, plan in plans.items()}
-        with bare_servers(bare_models, root) as bare, local_ray(), serve_instance() as http:
-            bare_pids = {pid for _, pid, _ in bare.values()}
+        # One app with every model asked for, per serving path: each path's Ray starts once for both halves.
+        cfg = serve_args(args, **{ROLES[half]: plan["artifact"] for half, plan in plans.items()})
+        _progress("starting the bare servers and the Serve app on each path (a local Ray each)")
+        with bare_servers(bare_models, root) as bare, serve_servers(cfg, root) as serves:
             psutil = _psutil()
-            for half, plan in plans.items():  # the Serve app serves one model at a time
+            serve_procs = {name: processes_under(pid) for name, (_, pid) in serves.items()}
+            for half, plan in plans.items():
                 url, pid, about[half] = bare[half]
-                cfg = serve_args(args, **{ROLES[half]: plan["artifact"]})
-                with serve_app(cfg, http) as serve_url:
-                    serve_procs = ray_processes(exclude=bare_pids)
-                    targets = {
-                        "bare FastAPI": (url, {pid: ("server", psutil.Process(pid))}),
-                        "seqlab Serve": (serve_url, serve_procs),
-                    }
-                    results[half] = _measure(half, plan, args.seconds, targets)
-                    memory["bare FastAPI"][f"{half} server"] = rss_mb(pid)
-                    memory[f"Serve {ROLES[half]} app"] = serve_rss_mb(serve_procs)
+                targets = {BARE: (url, {pid: ("server", psutil.Process(pid))})}
+                targets |= {name: (serves[name][0], serve_procs[name]) for name in SERVE_PATHS}
+                results[half] = _measure(half, plan, args.seconds, targets)
+                memory[BARE][f"{half} server"] = rss_mb(pid)
+            for name in SERVE_PATHS:
+                memory[name] = serve_rss_mb(serve_procs[name])
         _progress("done; Serve and Ray are shut down")
 
     models = "; ".join(f"{ROLES[h]}: {about[h]}" for h in halves)
@@ -963,7 +651,7 @@ def run(args: argparse.Namespace) -> int:
         f"{load_start[1]:.2f} {load_start[2]:.2f} at start; {models}"
     )
     print(
-        f"Serve: local Ray of {RAY_CPUS} CPUs; ingress 0 CPUs; model replica {args.replica_cpus:g} CPU(s) "
+        f"Serve: one app serving both models per path, each on a local Ray of {RAY_CPUS} CPUs; ingress 0 CPUs; model replica {args.replica_cpus:g} CPU(s) "
         f"= torch threads; scorer batch {args.scorer_batch} texts / wait {args.scorer_wait * 1000:g} ms; "
         f"generator batch {args.generator_batch} rows / wait {args.generator_wait * 1000:g} ms. "
         f"Bare: uvicorn, 1 torch thread, one request at a time. Per level: {args.requests} score / "

@@ -159,12 +159,16 @@ def start_local(
 
 
 def wait_until_ready(url: str, timeout_s: float = 300.0) -> None:
-    """Poll ``url/healthz`` until it answers 200 (replicas load their models first)."""
+    """Poll ``url/readyz`` until it answers 200: every served model has loaded and answered once.
+
+    (``/healthz`` answers as soon as the ingress runs; a first request then could still wait for a model
+    replica, or for the first connection to it, past a short ``limits.request_timeout_s``.)
+    """
     deadline = time.monotonic() + timeout_s
     last = ""
     while time.monotonic() < deadline:
         try:
-            with urllib.request.urlopen(f"{url}/healthz", timeout=5) as resp:
+            with urllib.request.urlopen(f"{url}/readyz", timeout=10) as resp:
                 if resp.status == 200:
                     return
         except Exception as exc:  # not up yet

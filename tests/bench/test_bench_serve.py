@@ -1,7 +1,8 @@
-"""``seqlab bench serve`` at a tiny size: both halves, every row and ratio printed with positive figures.
+"""``seqlab bench serve`` at a tiny size: both halves, both serving paths beside the bare server, every
+row and ratio printed with positive figures.
 
-The benchmark starts its own local Ray, so it runs as a subprocess (without ``RAY_ADDRESS``) and never
-touches the test session's shared Ray. The pure helpers are checked in-process.
+The benchmark starts its own local Rays (one per serving path), so it runs as a subprocess (without
+``RAY_ADDRESS``) and never touches the test session's shared Ray. The pure helpers are checked in-process.
 """
 
 from __future__ import annotations
@@ -20,11 +21,11 @@ from seqlab.bench import serve as bench
 from seqlab.config import ConfigError
 
 REPO = Path(__file__).resolve().parents[2]
-SERVERS = ("bare FastAPI", "seqlab Serve")
+SERVERS = ("bare FastAPI", "Serve default", "Serve fast path")
 LEVELS = (1, 4)
 NUM = r"([\d.]+|nan)"
 ROW_RE = re.compile(
-    rf"^\s+(?P<name>bare FastAPI|seqlab Serve)\s+(?P<conc>\d+)\s+(?P<ok>\d+)\s+(?P<err>\d+)"
+    rf"^\s+(?P<name>bare FastAPI|Serve default|Serve fast path)\s+(?P<conc>\d+)\s+(?P<ok>\d+)\s+(?P<err>\d+)"
     rf"\s+{NUM}\s+{NUM}\s+{NUM}\s+{NUM}$"
 )
 
@@ -75,8 +76,8 @@ def test_request_bodies_are_realistic_and_greedy():
 
 def test_serve_settings_fit_two_cpus():
     cfg = bench.serve_args(_parse([]), scorer="s", generator="g")
-    reserved = cfg.ingress.num_cpus + cfg.scorer_deployment.num_cpus
-    assert reserved <= bench.RAY_CPUS and cfg.ingress.num_cpus == 0
+    reserved = cfg.ingress.num_cpus + cfg.scorer_deployment.num_cpus + cfg.generator_deployment.num_cpus
+    assert reserved <= bench.RAY_CPUS and cfg.ingress.num_cpus == 0  # one app serves both models
     assert cfg.scorer_batch.max_batch_size >= 64 and cfg.generator_batch.max_batch_size >= 8
     assert cfg.log_requests is False
 
@@ -100,7 +101,7 @@ def test_bench_serve_prints_rows_and_ratios_with_positive_figures():
         env=env,
         capture_output=True,
         text=True,
-        timeout=240,  # a Ray start and two app deployments; slower when the 2-core machine is busy
+        timeout=420,  # two Ray starts and two app deployments; slower when the 2-core machine is busy
     )
     out = proc.stdout
     assert proc.returncode == 0, f"stdout:\n{out}\nstderr:\n{proc.stderr[-3000:]}"
@@ -124,16 +125,35 @@ def test_bench_serve_prints_rows_and_ratios_with_positive_figures():
         assert ttft <= p50, key
         assert tokens_per_request == pytest.approx(8, abs=0.05), key  # end-of-text is unreachable
 
-    assert _ratio("Serve / bare throughput at concurrency 4", score) > 0
-    assert re.search(r"p99 at concurrency 4: Serve [\d.]+ ms vs bare [\d.]+ ms \(goal no worse: ", score)
-    assert _ratio("Serve / bare aggregate tokens/s at concurrency 4", completions) > 0
-    assert re.search(r"TTFT p50 at concurrency 1: Serve [\d.]+ ms vs bare [\d.]+ ms", completions)
+    for path in SERVERS[1:]:
+        assert _ratio(f"{path} / bare throughput at concurrency 4", score) > 0
+        assert re.search(rf"{path} p99 at concurrency 4: [\d.]+ ms vs bare [\d.]+ ms", score)
+        assert _ratio(f"{path} / bare aggregate tokens/s at concurrency 4", completions) > 0
+    # the goals are the fast path's, each with a verdict
+    assert re.search(
+        r"fast path / bare throughput at concurrency 4: [\d.]+x \(goal >= 3.0x: (met|NOT met)", score
+    )
+    assert re.search(r"fast path p99 .* \(goal <= half of bare: (met|NOT met)", score)
+    assert re.search(
+        r"TTFT p50 of Serve fast path: concurrency 1 [\d.]+ ms, concurrency 4 [\d.]+ ms \(goal", out
+    )
     for unit in ("request", "token"):
         cpu = re.search(
-            rf"server CPU per {unit} \(all levels\): bare FastAPI ([\d.]+) ms; seqlab Serve ([\d.]+) ms", out
+            rf"server CPU per {unit} \(all levels\): bare FastAPI ([\d.]+) ms; Serve default ([\d.]+) ms "
+            rf"\((.+)\); Serve fast path ([\d.]+) ms \((.+)\)",
+            out,
         )
-        assert cpu and float(cpu.group(1)) > 0 and float(cpu.group(2)) > 0, out
+        assert cpu and all(float(cpu.group(g)) > 0 for g in (1, 2, 4)), out
+        assert "ProxyActor" in cpu.group(3) and "HAProxy" in cpu.group(5), out  # each path's own front
     memory = re.search(r"memory \(RSS after load\): (.+)", out)
     assert memory, out
-    for label in ("score server", "completions server", "Scorer", "Generator", "Ingress", "ProxyActor"):
+    for label in (
+        "score server",
+        "completions server",
+        "Scorer",
+        "Generator",
+        "Ingress",
+        "ProxyActor",
+        "HAProxy",
+    ):
         assert re.search(rf"\b{label} \d+ MB", memory.group(1)), memory.group(1)

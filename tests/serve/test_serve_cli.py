@@ -99,6 +99,7 @@ def test_seqlab_serve_runs_prints_examples_and_stops_on_ctrl_c(artifacts, tmp_pa
             timeout=60,
         )
         assert resp.status_code == 200 and resp.json()["object"] == "text_completion"
+        _answers_http_only_on_loopback(proc.pid)
         proc.send_signal(signal.SIGINT)
         try:
             code = proc.wait(timeout=120)
@@ -113,6 +114,37 @@ def test_seqlab_serve_runs_prints_examples_and_stops_on_ctrl_c(artifacts, tmp_pa
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
         stderr.close()
+
+
+def _answers_http_only_on_loopback(root: int) -> None:
+    """The fast path is on (HAProxy runs) and, of all that ``seqlab serve`` started, nothing beyond loopback
+    answers the app's HTTP; HAProxy listens on loopback alone (its frontend, stats page and metrics)."""
+    import ipaddress
+
+    from seqlab.bench.servers import _psutil
+
+    psutil = _psutil()
+    top = psutil.Process(root)
+    haproxy, beyond = [], []
+    for proc in [top, *top.children(recursive=True)]:
+        try:
+            name, listening = proc.name(), [c for c in proc.net_connections("tcp") if c.status == "LISTEN"]
+        except psutil.Error:
+            continue
+        for conn in listening:
+            loopback = ipaddress.ip_address(conn.laddr.ip).is_loopback
+            if name == "haproxy":
+                haproxy.append((conn.laddr.ip, conn.laddr.port))
+            elif not loopback:
+                beyond.append((name, conn.laddr.port))
+    assert len(haproxy) >= 3, haproxy  # the frontend, the stats page, the Prometheus exporter
+    assert all(ipaddress.ip_address(ip).is_loopback for ip, _ in haproxy), haproxy
+    for name, port in beyond:  # Ray's own gRPC servers and agents bind every interface: none is the app
+        try:
+            resp = httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=3)
+        except httpx.HTTPError:
+            continue
+        assert not (resp.status_code == 200 and "scorer" in resp.text), (name, port, resp.text[:200])
 
 
 @pytest.mark.parametrize(

@@ -161,6 +161,8 @@ def test_rayservice_runs_the_same_serve_config():
     ]:
         env = {e["name"]: e.get("value") for e in group["template"]["spec"]["containers"][0]["env"]}
         assert env["RAY_SERVE_HTTP_PROXY_CALLBACK_IMPORT_PATH"] == "seqlab.serve.edge:proxy_middlewares"
+        assert env["RAY_SERVE_THROUGHPUT_OPTIMIZED"] == env["RAY_SERVE_ENABLE_HA_PROXY"] == "1"  # fast path
+        assert int(env["RAY_SERVE_HAPROXY_NBTHREAD"]) >= 1
 
 
 # Prompts on which the test generator (random weights) streams text at almost every step.

@@ -9,13 +9,12 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import logging
 import shlex
 import sys
 
 from pydantic import ValidationError
 
-from seqlab import interrupts
+from seqlab import interrupts, logs
 from seqlab.config import ConfigError, format_validation_error
 from seqlab.ray_utils import RayUnavailable
 
@@ -105,7 +104,7 @@ def build_verb_parser(verb: str) -> tuple[argparse.ArgumentParser, object]:
 
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logs.configure()
     if not argv or argv[0] not in VERBS:
         parser = _top_parser()
         if not argv:

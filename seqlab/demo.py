@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import logging
 import time
 from pathlib import Path
 from typing import Any, Literal
@@ -173,8 +172,6 @@ def run_demo(cfg: DemoConfig) -> dict:
             )
     out.mkdir(parents=True, exist_ok=True)
     corpus = str(out / "scrape")
-    # Ray Data logs every dataset's execution plan at INFO; the demo prints its own summary instead.
-    logging.getLogger("ray.data").setLevel(logging.WARNING)
     summary: dict = {"out": str(out), "config": dump_config(cfg), "steps": {}}
     with ray_session():
         t0 = time.monotonic()

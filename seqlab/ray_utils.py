@@ -52,6 +52,13 @@ def check_reachable(address: str, timeout_s: float = CONNECT_TIMEOUT_S) -> None:
         ) from None
 
 
+def _runtime_env(kwargs: dict) -> dict:
+    """``kwargs``' runtime_env (taken out of them) plus the hook that quiets library logs in each worker."""
+    from seqlab.logs import worker_setup_hook
+
+    return {**worker_setup_hook(), **(kwargs.pop("runtime_env", None) or {})}
+
+
 def init_ray(num_cpus: int | None = None, **kwargs) -> bool:
     """Join the cluster at ``RAY_ADDRESS`` (set by ``ray job submit``) or start a local one.
 
@@ -74,7 +81,7 @@ def init_ray(num_cpus: int | None = None, **kwargs) -> bool:
     address = os.environ.get("RAY_ADDRESS", "").strip()
     if address and address != "local":  # "local" means a new local Ray, as it does to Ray itself
         check_reachable(address)
-        ray.init(address=address, **kwargs)
+        ray.init(address=address, runtime_env=_runtime_env(kwargs), **kwargs)
         sigterm_as_interrupt()  # ray.init put its own SIGTERM handler (sys.exit mid-call) in our place
         log.info("joined the Ray cluster at %s (RAY_ADDRESS)", address)
         return False
@@ -87,7 +94,13 @@ def init_ray(num_cpus: int | None = None, **kwargs) -> bool:
     from seqlab.serve import fastpath
 
     with fastpath.scoped():
-        ray.init(address="local", num_cpus=num_cpus, include_dashboard=False, **kwargs)
+        ray.init(
+            address="local",
+            num_cpus=num_cpus,
+            include_dashboard=False,
+            runtime_env=_runtime_env(kwargs),
+            **kwargs,
+        )
     sigterm_as_interrupt()
     log.info(
         "started a new local Ray with %s CPUs (set RAY_ADDRESS to join a cluster)",

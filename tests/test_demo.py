@@ -53,6 +53,19 @@ def test_demo_runs_every_stage_and_says_what_it_did(tmp_path):
         assert "$ curl -s http://127.0.0.1:" in stdout and f"{route} -H" in stdout, route
     assert "artifacts:" in stdout and str(out / "tune" / "best") in stdout
     assert "TrainingReport(" not in printed  # progress is one readable line per window
+    # Readable in a log file: no escape codes, none of the libraries' chatter (seqlab.logs), few lines.
+    assert "\x1b" not in printed
+    for noise in (
+        "Checkpoint successfully created",
+        "State API may be temporarily unavailable",
+        "Execution plan of Dataset",
+        "Writing model shards",
+        "Token authentication is enabled",
+        "attention_mask",
+        "Traceback",
+    ):
+        assert noise not in printed, noise
+    assert len(printed.splitlines()) <= 150, printed
     assert "step " in printed and "tokens/s" in printed and "ETA" in printed
 
     summary = json.loads((out / "summary.json").read_text(encoding="utf-8"))

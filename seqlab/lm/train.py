@@ -420,8 +420,10 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
 def _trainer(
     cfg: FinetuneJobConfig, loop_config: dict[str, Any], datasets: dict[str, Any], storage_path: str
 ) -> Any:
-    from ray.train import CheckpointConfig, FailureConfig, RunConfig, ScalingConfig
+    from ray.train import CheckpointConfig, FailureConfig, LoggingConfig, RunConfig, ScalingConfig
     from ray.train.torch import TorchTrainer
+
+    from seqlab.logs import ray_train_log_level
 
     r = cfg.ray
     return TorchTrainer(
@@ -438,6 +440,7 @@ def _trainer(
             storage_path=storage_path,
             failure_config=FailureConfig(max_failures=r.max_failures),
             checkpoint_config=CheckpointConfig(num_to_keep=r.num_to_keep),
+            logging_config=LoggingConfig(log_level=ray_train_log_level()),
         ),
         datasets=datasets,
     )

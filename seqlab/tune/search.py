@@ -196,6 +196,10 @@ def build_search(cfg: TuneJobConfig):
 
         import optuna
 
+        from seqlab.logs import quiet_optuna
+
+        quiet_optuna()
+
         with warnings.catch_warnings():  # multivariate/group TPE are "experimental" in Optuna's terms
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
             sampler = optuna.samplers.TPESampler(

@@ -13,9 +13,12 @@ The one import for all of it, made of three layers, each importing only those be
 from __future__ import annotations
 
 from seqlab.manifest import (
+    InputRef,
+    Manifest,
     artifact_stage,
     json_text,
     library_versions,
+    load_manifest,
     manifest_hash,
     read_manifest,
     write_manifest,
@@ -52,6 +55,8 @@ from seqlab.storage import (
 __all__ = [
     "LOCK_FILE",
     "MANIFEST",
+    "InputRef",
+    "Manifest",
     "OutputBusy",
     "OutputTaken",
     "OutputUnwritable",
@@ -67,6 +72,7 @@ __all__ = [
     "json_text",
     "library_versions",
     "list_files",
+    "load_manifest",
     "local_copy",
     "local_path",
     "manifest_hash",

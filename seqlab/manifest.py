@@ -18,12 +18,17 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from pydantic import BaseModel, ConfigDict, Field
+
 from seqlab.storage import MANIFEST, join, read_text, write_text
 
 __all__ = [
+    "InputRef",
+    "Manifest",
     "artifact_stage",
     "json_text",
     "library_versions",
+    "load_manifest",
     "manifest_hash",
     "read_manifest",
     "write_manifest",
@@ -82,6 +87,34 @@ def json_text(obj: Any, indent: int | None = 2) -> str:
     return json.dumps(out, indent=indent, ensure_ascii=False, default=str, allow_nan=False)
 
 
+class InputRef(BaseModel):
+    """An input artifact as a manifest names it (``inputs.ROLE``): by content, not by where it was read."""
+
+    model_config = ConfigDict(extra="allow")
+
+    hash: str = Field(description="manifest_hash of the input's manifest")
+    path: str | None = Field(None, description="where the input was read from")
+    stage: str | None = Field(None, description="the stage that made the input")
+
+
+class Manifest(BaseModel):
+    """What ``manifest.json`` holds. Stages add their own fields (``labeler``, ``files``, ``model_source``
+    ...), and artifacts written by older versions may hold keys no longer written: every unknown key is
+    kept as an extra field, so any manifest the project ever wrote still loads."""
+
+    model_config = ConfigDict(extra="allow")
+
+    stage: str = Field(description="what produced the directory: scrape, corpus, tune, scorer, finetune ...")
+    created_at: str | None = Field(None, description="UTC, ISO 8601 to the second")
+    config: dict[str, Any] = Field(default_factory=dict, description="the stage's config, JSON-safe")
+    inputs: dict[str, InputRef] = Field(default_factory=dict, description="input artifacts by role")
+    metrics: dict[str, Any] = Field(
+        default_factory=dict, description="numbers a person or a later stage needs"
+    )
+    versions: dict[str, str] = Field(default_factory=dict, description="library_versions() when written")
+    path: str | None = Field(None, description="where it was read from (set on reading, never written)")
+
+
 def write_manifest(
     directory: str | os.PathLike[str],
     stage: str,
@@ -90,7 +123,7 @@ def write_manifest(
     metrics: dict[str, Any] | None = None,
     **extra: Any,
 ) -> dict[str, Any]:
-    """Write ``directory/manifest.json`` and return it.
+    """Write ``directory/manifest.json`` (a :class:`Manifest`) and return it as a dict.
 
     Args:
         directory: the artifact directory (local or URI).
@@ -99,21 +132,25 @@ def write_manifest(
         inputs: input artifacts by role -> their manifests; only their hashes and paths are stored.
         metrics: numbers a person or a later stage needs.
         **extra: stage-specific fields (e.g. ``labeler``, ``tokenizer``).
+
+    Raises:
+        pydantic.ValidationError: the fields do not make a :class:`Manifest` (a ValueError).
     """
-    manifest: dict[str, Any] = {
-        "stage": stage,
-        "created_at": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-        "config": config or {},
-        "inputs": {
-            role: {"hash": manifest_hash(m), "path": m.get("path"), "stage": m.get("stage")}
+    manifest = Manifest(
+        stage=stage,
+        created_at=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        config=config or {},
+        inputs={
+            role: InputRef(hash=manifest_hash(m), path=m.get("path"), stage=m.get("stage"))
             for role, m in (inputs or {}).items()
         },
-        "metrics": metrics or {},
-        "versions": library_versions(),
+        metrics=metrics or {},
+        versions=library_versions(),
         **extra,
-    }
-    write_text(join(directory, MANIFEST), json_text(manifest))
-    return manifest
+    )
+    content = manifest.model_dump(exclude_unset=True)  # `path` is the reader's, and values stay as given
+    write_text(join(directory, MANIFEST), json_text(content))
+    return content
 
 
 def read_manifest(directory: str | os.PathLike[str]) -> dict[str, Any]:
@@ -134,6 +171,16 @@ def read_manifest(directory: str | os.PathLike[str]) -> dict[str, Any]:
         raise ValueError(f"{path} is broken: a JSON object was expected, got {type(manifest).__name__}")
     manifest["path"] = str(directory)
     return manifest
+
+
+def load_manifest(directory: str | os.PathLike[str]) -> Manifest:
+    """:func:`read_manifest` as a :class:`Manifest` (``path`` set to where it was read).
+
+    Raises:
+        FileNotFoundError: no manifest there.
+        ValueError: not valid JSON, or not a manifest (pydantic's ValidationError says which field).
+    """
+    return Manifest.model_validate(read_manifest(directory))
 
 
 def artifact_stage(directory: str | os.PathLike[str]) -> str | None:

@@ -20,6 +20,15 @@ ROOT = Path(__file__).resolve().parents[1]
 ALLOWED_UPWARD = {("seqlab.corpus", "seqlab.corpus_source")}
 
 
+# Private names still imported across modules, in files this change could not edit (their owners' work).
+KNOWN_PRIVATE_IMPORTS = {
+    ("seqlab/bench/extract.py", "seqlab.bench.pipeline", "_wait_for_free_cpus"),
+    ("seqlab/bench/finetune.py", "seqlab.lm.train", "_autocast_dtype"),
+    ("seqlab/bench/finetune.py", "seqlab.lm.train", "_param_groups"),
+    ("seqlab/bench/serve.py", "seqlab.bench.servers", "_psutil"),
+}
+
+
 def _modules() -> dict[str, Path]:
     mods = {}
     for path in (ROOT / "seqlab").rglob("*.py"):
@@ -124,3 +133,12 @@ def test_the_artifact_layers(graph):
     assert graph["seqlab.manifest"] == {"seqlab.storage"}
     assert graph["seqlab.outputs"] == {"seqlab.storage", "seqlab.manifest"}
     assert graph["seqlab.artifacts"] == {"seqlab.storage", "seqlab.manifest", "seqlab.outputs"}
+
+
+def test_no_private_names_imported_across_modules():
+    private = set()
+    for name, path in _modules().items():
+        for module, imported in _imports(path):
+            if imported and imported.startswith("_") and not imported.startswith("__") and module != name:
+                private.add((path.relative_to(ROOT).as_posix(), module, imported))
+    assert private == KNOWN_PRIVATE_IMPORTS

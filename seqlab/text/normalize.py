@@ -60,7 +60,10 @@ __all__ = [
     "TATWEEL",
     "URL_PATTERN",
     "WHITESPACE",
+    "Plan",
+    "apply_plan",
     "arabic_letter_count",
+    "compile_plan",
     "has_arabic",
     "normalize",
     "normalize_batch",
@@ -142,7 +145,7 @@ _U16 = np.dtype("<u2")
 
 
 @dataclass(frozen=True)
-class _Plan:
+class Plan:
     """Everything ``normalize`` needs for one combination of character-level switches."""
 
     table: list[Any]  # str.translate table: code point -> code point | str | None
@@ -189,7 +192,7 @@ def _char_map(sw: dict[str, bool]) -> dict[str, str]:
 
 
 @lru_cache(maxsize=64)
-def _plan(char_key: tuple[bool, ...]) -> _Plan:
+def compile_plan(char_key: tuple[bool, ...]) -> Plan:
     sw = dict(zip(CHAR_SWITCHES, char_key, strict=True))
     m = _char_map(sw)
     table: list[Any] = list(_IDENTITY)
@@ -205,7 +208,7 @@ def _plan(char_key: tuple[bool, ...]) -> _Plan:
             table[code], lut[code] = dst, _LUT_SLOW
     lut.setflags(write=False)
     byte_table, byte_delete = _byte_maps(m)
-    return _Plan(
+    return Plan(
         table=table,
         lut=lut,
         translate=bool(m),
@@ -307,7 +310,7 @@ def _utf8_maps(m: dict[str, str], sw: dict[str, bool]) -> _Utf8Maps | None:
     )
 
 
-def _translate(text: str, plan: _Plan) -> str:
+def _translate(text: str, plan: Plan) -> str:
     if len(text) >= _NUMPY_MIN_CHARS:
         done = _translate_numpy(text, plan)
         if done is not None:
@@ -315,7 +318,7 @@ def _translate(text: str, plan: _Plan) -> str:
     return text.translate(plan.table)
 
 
-def _translate_numpy(text: str, plan: _Plan) -> str | None:
+def _translate_numpy(text: str, plan: Plan) -> str | None:
     """``text.translate(plan.table)`` via the UTF-16 lookup table, or None where only translate can."""
     try:
         raw = text.encode("utf-16-le")
@@ -371,8 +374,8 @@ def _may_hold_url(data: bytes) -> bool:
     return b"/" in data or b"w" in data or b"W" in data
 
 
-def _finish_bytes(data: bytes, plan: _Plan) -> bytes:
-    """URL removal and whitespace collapse on alphabet bytes: ``_normalize``'s last two steps."""
+def _finish_bytes(data: bytes, plan: Plan) -> bytes:
+    """URL removal and whitespace collapse on alphabet bytes: ``apply_plan``'s last two steps."""
     if plan.remove_urls and _may_hold_url(data) and (b"://" in data or b"w." in data or b"W." in data):
         if plan.collapse_whitespace:  # every whitespace character is a space by now
             data = _remove_urls_bytes(data, _URL_BYTES_RE, b" ")
@@ -385,7 +388,7 @@ def _finish_bytes(data: bytes, plan: _Plan) -> bytes:
     return data
 
 
-def _normalize(text: str, plan: _Plan) -> str:
+def apply_plan(text: str, plan: Plan) -> str:
     if plan.byte_table is not None:
         try:
             data = codecs.charmap_encode(text, "strict", _ENCODING_MAP)[0]
@@ -397,7 +400,7 @@ def _normalize(text: str, plan: _Plan) -> str:
     return _normalize_general(text, plan)
 
 
-def _normalize_general(text: str, plan: _Plan) -> str:
+def _normalize_general(text: str, plan: Plan) -> str:
     if plan.translate:
         text = _translate(text, plan)
     if plan.remove_urls and ("://" in text or "w." in text or "W." in text):
@@ -409,8 +412,8 @@ def _normalize_general(text: str, plan: _Plan) -> str:
     return text
 
 
-def _plan_for(config: NormalizeConfig | None, switches: dict[str, Any]) -> _Plan:
-    return _plan(resolve_switches(config, switches)[: len(CHAR_SWITCHES)])
+def _plan_for(config: NormalizeConfig | None, switches: dict[str, Any]) -> Plan:
+    return compile_plan(resolve_switches(config, switches)[: len(CHAR_SWITCHES)])
 
 
 def normalize(text: str, config: NormalizeConfig | None = None, **switches: bool) -> str:
@@ -432,7 +435,7 @@ def normalize(text: str, config: NormalizeConfig | None = None, **switches: bool
     """
     if not isinstance(text, str):
         raise TypeError(f"normalize() expects a str, got {type(text).__name__}")
-    return _normalize(text, _plan_for(config, switches))
+    return apply_plan(text, _plan_for(config, switches))
 
 
 def normalize_batch(
@@ -463,7 +466,7 @@ def normalize_batch(
         out: list[str | None] = []
         for value in values:
             if isinstance(value, str):
-                out.append(_normalize(value, plan))
+                out.append(apply_plan(value, plan))
             elif is_null(value):
                 out.append(None)
             else:
@@ -501,7 +504,7 @@ def normalize_batch(
 _CHUNK_BYTES = 1 << 18  # rows are normalized in groups of about this much UTF-8, so a group stays in cache
 
 
-def _normalize_arrow(array: Any, plan: _Plan) -> list[Any]:
+def _normalize_arrow(array: Any, plan: Plan) -> list[Any]:
     """One Arrow string array normalized on its UTF-8 buffer, as arrays of consecutive rows (the chunks of
     the result: no copy joins them); rows it cannot take go one by one.
 
@@ -540,9 +543,7 @@ def _normalize_arrow(array: Any, plan: _Plan) -> list[Any]:
     return parts
 
 
-def _normalize_utf8(
-    raw: np.ndarray, offsets: np.ndarray, plan: _Plan
-) -> tuple[bytes, np.ndarray, np.ndarray]:
+def _normalize_utf8(raw: np.ndarray, offsets: np.ndarray, plan: Plan) -> tuple[bytes, np.ndarray, np.ndarray]:
     """Rows of UTF-8 (``raw``, rows at ``offsets`` from 0) normalized: (bytes, their offsets, rows to redo).
 
     The character maps (:func:`_map_utf8`), then URL removal (:func:`_url_spans`) and whitespace collapse
@@ -633,7 +634,7 @@ def _map_sparse(at: np.ndarray, raw: np.ndarray, out: np.ndarray, lut: np.ndarra
     return slow_at
 
 
-def _finish_utf8(body: bytes, offsets: np.ndarray, plan: _Plan) -> tuple[bytes, np.ndarray]:
+def _finish_utf8(body: bytes, offsets: np.ndarray, plan: Plan) -> tuple[bytes, np.ndarray]:
     """URL removal and whitespace collapse on a batch's mapped UTF-8 (where the space is the only whitespace
     left when collapse is on, which URL removal on this route requires: see :func:`_utf8_maps`).
 
@@ -738,11 +739,11 @@ def _without(body: bytes, drop: np.ndarray) -> bytes:
     return b"".join([body[a:b] for a, b in zip(starts, ends, strict=True)])
 
 
-def _per_row(array: Any, plan: _Plan) -> Any:
+def _per_row(array: Any, plan: Plan) -> Any:
     """``normalize`` on each row of an Arrow string array, one by one (nulls stay null)."""
     import pyarrow as pa
 
-    return pa.array([None if v is None else _normalize(v, plan) for v in array.to_pylist()], type=array.type)
+    return pa.array([None if v is None else apply_plan(v, plan) for v in array.to_pylist()], type=array.type)
 
 
 def _check_column(column: str, present: list[Any]) -> None:

@@ -22,10 +22,10 @@ from seqlab.text.normalize import (
     PRESENTATION_FORMS,
     TATWEEL,
     WHITESPACE,
-    _normalize,
     _normalize_general,
-    _plan,
     _translate_numpy,
+    apply_plan,
+    compile_plan,
 )
 
 normalize_module = importlib.import_module("seqlab.text.normalize")  # the module, not the function
@@ -120,7 +120,7 @@ def test_each_unmapped_arabic_letter_is_a_fixed_point():
 @SETTINGS
 @given(text_strategy, switches_strategy)
 def test_numpy_path_equals_str_translate(text, switches):
-    plan = _plan(tuple(switches[name] for name in CHAR_SWITCHES))
+    plan = compile_plan(tuple(switches[name] for name in CHAR_SWITCHES))
     long_text = text * 20  # the numpy path is only taken for long strings; call it directly anyway
     fast = _translate_numpy(long_text, plan)
     assert fast is None or fast == long_text.translate(plan.table)
@@ -165,8 +165,8 @@ alphabet_text = st.lists(
 @SETTINGS
 @given(alphabet_text, switches_strategy)
 def test_alphabet_route_equals_the_general_route(text, switches):
-    plan = _plan(tuple(switches[name] for name in CHAR_SWITCHES))
-    assert _normalize(text, plan) == _normalize_general(text, plan)
+    plan = compile_plan(tuple(switches[name] for name in CHAR_SWITCHES))
+    assert apply_plan(text, plan) == _normalize_general(text, plan)
 
 
 @SETTINGS

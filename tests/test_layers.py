@@ -135,6 +135,11 @@ def test_the_artifact_layers(graph):
     assert graph["seqlab.artifacts"] == {"seqlab.storage", "seqlab.manifest", "seqlab.outputs"}
 
 
+def test_the_batch_kernel_is_below_normalize(graph):
+    assert not {t for t in graph["seqlab.text.normalize_kernel"] if t.startswith("seqlab.text")}
+    assert "seqlab.text.normalize_kernel" in graph["seqlab.text.normalize"]
+
+
 def test_no_private_names_imported_across_modules():
     private = set()
     for name, path in _modules().items():

@@ -28,7 +28,9 @@ from seqlab.text.normalize import (
     compile_plan,
 )
 
-normalize_module = importlib.import_module("seqlab.text.normalize")  # the module, not the function
+kernel_module = importlib.import_module(
+    "seqlab.text.normalize_kernel"
+)  # the batch kernel, where groups are cut
 
 # Characters and fragments the normalizer treats specially, so that examples hit them often.
 SPECIAL = sorted(
@@ -185,8 +187,8 @@ def test_arrow_batch_equals_normalize_per_row(rows, switches, kind, cut):
     array = pa.array(["skipped"] * cut + rows, type=getattr(pa, kind)())[cut:]  # a sliced array, offset > 0
     table = pa.table({"text": pa.chunked_array([array[: len(rows) // 2], array[len(rows) // 2 :]])})
     expected = [None if r is None else normalize(r, **switches) for r in rows]
-    for chunk_bytes in (normalize_module._CHUNK_BYTES, 24):  # 24: groups of a row or two, rows split apart
-        with mock.patch.object(normalize_module, "_CHUNK_BYTES", chunk_bytes):
+    for chunk_bytes in (kernel_module._CHUNK_BYTES, 24):  # 24: groups of a row or two, rows split apart
+        with mock.patch.object(kernel_module, "_CHUNK_BYTES", chunk_bytes):
             got = normalize_batch(table, **switches)["text_norm"]
         assert got.type == table["text"].type
         assert got.to_pylist() == expected

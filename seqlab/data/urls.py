@@ -32,7 +32,7 @@ def normalize_url(url: str, base: str | None = None) -> str | None:
             url = urljoin(base, url)
         except ValueError:
             return None
-    return _normalize_absolute(url)
+    return normalize_absolute(url)
 
 
 _ABSOLUTE = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*:")
@@ -59,7 +59,7 @@ def _remove_dot_segments(path: str) -> str:
 
 
 @functools.lru_cache(maxsize=1 << 16)  # nav links repeat on every page of a site
-def _normalize_absolute(url: str) -> str | None:
+def normalize_absolute(url: str) -> str | None:
     try:
         parts = urlsplit(url)
         scheme = parts.scheme.lower()

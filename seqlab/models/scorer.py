@@ -198,7 +198,7 @@ def load_scorer(path: str, device: str | torch.device = "cpu") -> Scorer:
     if artifacts.is_uri(path):
         with artifacts.local_copy(path) as local:
             return load_scorer(str(local), device)
-    root = Path(path.removeprefix("file://"))
+    root = Path(artifacts.local_path(path))
     if not (root / WEIGHTS).exists():
         raise FileNotFoundError(f"{path} is not a scorer artifact: no {WEIGHTS} in it")
     for name in (CONFIG, TOKENIZER):

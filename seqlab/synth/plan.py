@@ -54,7 +54,7 @@ _EXTRA_TITLES = (
     "جولة مصورة في معرض الكتاب",
     "رسالة من المحرر إلى القراء",
 )
-_ENGLISH_SENTENCES = (
+ENGLISH_SENTENCES = (
     "The city council approved a new budget for public libraries on Tuesday evening.",
     "Engineers say the bridge repairs will be finished before the rainy season begins.",
     "A local bakery has started delivering bread to elderly residents free of charge.",
@@ -68,7 +68,7 @@ _PDF_BYTES = (
 _JPEG_BYTES = (
     b"\xff\xd8\xff\xe0\x00\x10JFIF\x00\x01\x01\x00\x00\x01\x00\x01\x00\x00" + b"\x00" * 64 + b"\xff\xd9"
 )
-_STYLE = "body{font-family:Tahoma,sans-serif;margin:0}.ad{background:#eee;padding:8px}nav ul{display:flex}"
+STYLE = "body{font-family:Tahoma,sans-serif;margin:0}.ad{background:#eee;padding:8px}nav ul{display:flex}"
 
 
 @dataclass

@@ -6,7 +6,7 @@ import html
 import random
 from collections.abc import Sequence
 
-from seqlab.synth.plan import _ENGLISH_SENTENCES, _STYLE, PAGE_SIZE, SECTION_NAMES, SITE_NAME, Page, SitePlan
+from seqlab.synth.plan import ENGLISH_SENTENCES, PAGE_SIZE, SECTION_NAMES, SITE_NAME, STYLE, Page, SitePlan
 
 
 def _a(href: str, text: str, cls: str = "") -> str:
@@ -14,19 +14,19 @@ def _a(href: str, text: str, cls: str = "") -> str:
     return f'<a href="{html.escape(href)}"{attr}>{html.escape(text)}</a>'
 
 
-def _head(title: str, charset_meta: str, canonical_url: str = "") -> str:
+def page_head(title: str, charset_meta: str, canonical_url: str = "") -> str:
     canonical = f'<link rel="canonical" href="{html.escape(canonical_url)}">' if canonical_url else ""
     return (
         f'<!DOCTYPE html>\n<html lang="ar" dir="rtl">\n<head>{charset_meta}'
         f'<meta name="viewport" content="width=device-width, initial-scale=1">'
         f"<title>{html.escape(title)} | {SITE_NAME}</title>{canonical}"
-        f"<style>{_STYLE}</style>"
+        f"<style>{STYLE}</style>"
         "<script>window.dataLayer = window.dataLayer || []; dataLayer.push({'page': 'view'});</script>"
         "</head>\n"
     )
 
 
-def _header(plan: SitePlan) -> str:
+def page_header(plan: SitePlan) -> str:
     base = plan.base_path
     items = "".join(
         f"<li>{_a(f'{base}/section/{t}.html', SECTION_NAMES.get(t, t))}</li>" for t in sorted(plan.sections)
@@ -41,7 +41,7 @@ def _header(plan: SitePlan) -> str:
     )
 
 
-def _footer(plan: SitePlan) -> str:
+def page_footer(plan: SitePlan) -> str:
     return (
         f'<footer class="site-footer"><p>© 2024 {SITE_NAME}. جميع الحقوق محفوظة.</p>'
         f'<ul><li><a href="#about">من نحن</a></li><li><a href="#contact">اتصل بنا</a></li>'
@@ -91,11 +91,11 @@ def render_index(plan: SitePlan) -> str:
         for t in sorted(plan.sections)
     )
     return (
-        _head("الرئيسية", '<meta charset="utf-8">')
-        + _header(plan)
+        page_head("الرئيسية", '<meta charset="utf-8">')
+        + page_header(plan)
         + f'<main class="home"><h1>{SITE_NAME}</h1>{blocks}'
         + f'<aside class="sections"><h2>الأقسام</h2><ul>{sections}</ul></aside></main>\n'
-        + _footer(plan)
+        + page_footer(plan)
     )
 
 
@@ -115,15 +115,15 @@ def render_section(plan: SitePlan, theme: str, page_no: int) -> str:
         pager.append(_a(f"{here}?page={page_no + 1}", "التالي", cls="next"))
     name = SECTION_NAMES.get(theme, theme)
     return (
-        _head(f"{name} - صفحة {page_no}", '<meta charset="utf-8">')
-        + _header(plan)
+        page_head(f"{name} - صفحة {page_no}", '<meta charset="utf-8">')
+        + page_header(plan)
         + f'<main class="section"><h1>{html.escape(name)}</h1><ul class="list">{items}</ul>'
         + f'<nav class="pager">{"".join(pager)}</nav></main>\n'
-        + _footer(plan)
+        + page_footer(plan)
     )
 
 
-def _charset(encoding: str) -> tuple[str, str, str]:
+def encoding_case(encoding: str) -> tuple[str, str, str]:
     """(codec, Content-Type header, meta tag) of an encoding case."""
     return {
         "utf-8": ("utf-8", "text/html; charset=utf-8", '<meta charset="utf-8">'),
@@ -141,7 +141,7 @@ def _charset(encoding: str) -> tuple[str, str, str]:
 def render_article(plan: SitePlan, page: Page, root: str) -> str:
     """An article page in one of three layouts (``root`` = scheme://host for absolute links)."""
     if page.kind == "english":
-        title, sentences = page.title, _ENGLISH_SENTENCES
+        title, sentences = page.title, ENGLISH_SENTENCES
     else:
         assert page.doc is not None
         title, sentences = page.doc.title, page.doc.sentences
@@ -187,8 +187,8 @@ def render_article(plan: SitePlan, page: Page, root: str) -> str:
         main = (
             f'<div id="content"><h1>{escaped_title}</h1>{byline}{paras}{_share(canonical_url)}{related}</div>'
         )
-    _, _, meta = _charset(page.encoding)
-    return _head(title, meta, canonical_url) + _header(plan) + main + "\n" + _footer(plan)
+    _, _, meta = encoding_case(page.encoding)
+    return page_head(title, meta, canonical_url) + page_header(plan) + main + "\n" + page_footer(plan)
 
 
 def render_amp(plan: SitePlan, page: Page, root: str) -> str:

@@ -43,10 +43,10 @@ from seqlab.synth.config import SiteConfig
 from seqlab.synth.corpus import Document, article_url
 from seqlab.synth.plan import PAGE_SIZE, RETRY_AFTER_S, Page, SitePlan, plan_site
 from seqlab.synth.render import (
-    _charset,
-    _footer,
-    _head,
-    _header,
+    encoding_case,
+    page_footer,
+    page_head,
+    page_header,
     render_amp,
     render_article,
     render_index,
@@ -73,10 +73,10 @@ STATE_KEY = web.AppKey("seqlab_site_state", SiteState)
 
 def _error_page(plan: SitePlan, status: int, message: str) -> web.Response:
     text = (
-        _head(message, '<meta charset="utf-8">')
-        + _header(plan)
+        page_head(message, '<meta charset="utf-8">')
+        + page_header(plan)
         + f"<main><h1>{message}</h1></main>"
-        + _footer(plan)
+        + page_footer(plan)
     )
     return web.Response(status=status, body=text.encode("utf-8"), content_type="text/html", charset="utf-8")
 
@@ -133,9 +133,9 @@ async def _handle(request: web.Request) -> web.StreamResponse:
     key = (request.path_qs, root)
     if key not in state.rendered:
         text = render_amp(plan, page, root) if page.kind == "amp" else render_article(plan, page, root)
-        codec = _charset(page.encoding)[0]
+        codec = encoding_case(page.encoding)[0]
         state.rendered[key] = text.encode(codec, errors="xmlcharrefreplace")
-    return web.Response(body=state.rendered[key], headers={"Content-Type": _charset(page.encoding)[1]})
+    return web.Response(body=state.rendered[key], headers={"Content-Type": encoding_case(page.encoding)[1]})
 
 
 def _section_page(plan: SitePlan, request: web.Request) -> Page | None:

@@ -17,7 +17,7 @@ by the fastest of three equivalent routes:
 
 Tests check that the three give the same result on arbitrary Unicode. :func:`normalize_batch` on an
 Arrow column never builds a ``str``: it works on the column's UTF-8 buffer with NumPy, in groups of rows
-that fit the CPU's L2 cache (:func:`_normalize_arrow`): ASCII and the Arabic block through two
+that fit the CPU's L2 cache (:func:`seqlab.text.normalize_kernel.normalize_arrow`): ASCII and the Arabic block through two
 ``bytes.translate`` tables, the rare other characters at their positions only, deletions marked with a
 byte UTF-8 never holds and dropped by one more translate, which carries the row offsets along. Only the
 rows holding a character whose normalized form is longer (a ligature) go through :func:`normalize`.
@@ -42,12 +42,20 @@ import codecs
 import re
 import unicodedata
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import lru_cache, partial
 from typing import Any
 
 import numpy as np
 
 from seqlab.text.config import CHAR_SWITCHES, NormalizeConfig, resolve_switches
+from seqlab.text.normalize_kernel import (
+    LUT_DELETE,
+    LUT_SLOW,
+    Utf8Maps,
+    may_hold_url,
+    normalize_arrow,
+    utf8_maps,
+)
 
 __all__ = [
     "ALEF_FORMS",
@@ -60,7 +68,10 @@ __all__ = [
     "TATWEEL",
     "URL_PATTERN",
     "WHITESPACE",
+    "Plan",
+    "apply_plan",
     "arabic_letter_count",
+    "compile_plan",
     "has_arabic",
     "normalize",
     "normalize_batch",
@@ -127,32 +138,26 @@ def _url_bytes_re(stops: bytes) -> re.Pattern[bytes]:
 
 _URL_BYTES_RE = _url_bytes_re(_WHITESPACE_BYTES)
 _URL_UTF8_RE = _url_bytes_re(b" ")  # over a batch's UTF-8, where the space is the only whitespace left
-_LETTER_BYTE = np.zeros(256, dtype=bool)  # [A-Za-z] and [A-Za-z0-9+.-], URL_PATTERN's scheme, by byte
-_LETTER_BYTE[[*range(0x41, 0x5B), *range(0x61, 0x7B)]] = True
-_SCHEME_BYTE = _LETTER_BYTE.copy()
-_SCHEME_BYTE[[*range(0x30, 0x3A), *b"+.-"]] = True
 
 _BMP = 0x10000
 _IDENTITY: list[int] = list(range(_BMP))  # shared int objects for every table
-_LUT_DELETE = 0xFFFF  # code unit meaning "drop this character"
-_LUT_SLOW = 0xFFFE  # "needs the str.translate path" (multi-character output, or U+FFFE/U+FFFF input)
-_LUT_SLOW_FROM = 0xFB50  # every input mapped to _LUT_SLOW is at or above this code unit
+_LUT_SLOW_FROM = 0xFB50  # every input mapped to LUT_SLOW is at or above this code unit
 _NUMPY_MIN_CHARS = 256  # below this, NumPy's per-call overhead loses to str.translate (measured)
 _U16 = np.dtype("<u2")
 
 
 @dataclass(frozen=True)
-class _Plan:
+class Plan:
     """Everything ``normalize`` needs for one combination of character-level switches."""
 
     table: list[Any]  # str.translate table: code point -> code point | str | None
-    lut: np.ndarray  # (65536,) uint16: UTF-16 code unit -> code unit | _LUT_DELETE | _LUT_SLOW
+    lut: np.ndarray  # (65536,) uint16: UTF-16 code unit -> code unit | LUT_DELETE | LUT_SLOW
     translate: bool  # False when the table maps nothing (skip the pass)
     remove_urls: bool
     collapse_whitespace: bool
     byte_table: bytes | None  # the alphabet route's bytes.translate table (None: a map leaves the alphabet)
     byte_delete: bytes  # the alphabet bytes the switches delete
-    utf8: _Utf8Maps | None  # the batch route's tables over UTF-8 (None: a map it cannot express)
+    utf8: Utf8Maps | None  # the batch route's tables over UTF-8 (None: a map it cannot express)
 
 
 def _char_map(sw: dict[str, bool]) -> dict[str, str]:
@@ -189,23 +194,23 @@ def _char_map(sw: dict[str, bool]) -> dict[str, str]:
 
 
 @lru_cache(maxsize=64)
-def _plan(char_key: tuple[bool, ...]) -> _Plan:
+def compile_plan(char_key: tuple[bool, ...]) -> Plan:
     sw = dict(zip(CHAR_SWITCHES, char_key, strict=True))
     m = _char_map(sw)
     table: list[Any] = list(_IDENTITY)
     lut = np.arange(_BMP, dtype=_U16)
-    lut[_LUT_SLOW] = lut[_LUT_DELETE] = _LUT_SLOW  # keep U+FFFE/U+FFFF away from the sentinels
+    lut[LUT_SLOW] = lut[LUT_DELETE] = LUT_SLOW  # keep U+FFFE/U+FFFF away from the sentinels
     for src, dst in m.items():
         code = ord(src)  # every mapped character is in the BMP
         if dst == "":
-            table[code], lut[code] = None, _LUT_DELETE
+            table[code], lut[code] = None, LUT_DELETE
         elif len(dst) == 1:
             table[code] = lut[code] = ord(dst)
         else:
-            table[code], lut[code] = dst, _LUT_SLOW
+            table[code], lut[code] = dst, LUT_SLOW
     lut.setflags(write=False)
     byte_table, byte_delete = _byte_maps(m)
-    return _Plan(
+    return Plan(
         table=table,
         lut=lut,
         translate=bool(m),
@@ -213,7 +218,7 @@ def _plan(char_key: tuple[bool, ...]) -> _Plan:
         collapse_whitespace=sw["collapse_whitespace"],
         byte_table=byte_table,
         byte_delete=byte_delete,
-        utf8=_utf8_maps(m, sw),
+        utf8=utf8_maps(m, sw, _URL_UTF8_RE),
     )
 
 
@@ -232,82 +237,7 @@ def _byte_maps(m: dict[str, str]) -> tuple[bytes | None, bytes]:
     return bytes(table), bytes(delete)
 
 
-_GONE = 0xFF  # never a byte of UTF-8: the batch route marks a byte it deletes with it
-_MOVED = 0xFE  # never one either: a block character mapped to one with another lead byte (rare: ٱ ة ؤ ئ)
-
-
-@dataclass(frozen=True)
-class _Utf8Maps:
-    """A switch combination's char map as tables over UTF-8 bytes, for :func:`_normalize_arrow`.
-
-    ASCII and the Arabic block (U+0600..U+06FF: a lead byte 0xD8..0xDB and one continuation byte) are
-    mapped densely with ``bytes.translate``; every other character the map touches is rare in Arabic text
-    and is looked up in the plan's UTF-16 table at its positions only. A deleted byte is overwritten with
-    ``_GONE`` and dropped by the translate that compacts the column.
-
-    A block character is keyed by one byte, ``(lead << 6) + continuation`` wrapped to 8 bits, which is its
-    offset in the block + 0x80 (mod 256): two NumPy operations, where the offset itself takes four.
-    """
-
-    ascii_table: bytes | None  # byte < 0x80 -> its map, bytes >= 0x80 unchanged (None: ASCII untouched)
-    ascii_deleted: tuple[tuple[int, int], ...]  # the ASCII bytes the map deletes, as inclusive ranges
-    cont_table: bytes | None  # block key -> new continuation byte, _GONE if deleted, _MOVED (None: untouched)
-    block_deletes: bool  # some block character is deleted
-    moved: np.ndarray | None  # (256, 2) uint8: block key -> new lead and continuation, for the _MOVED ones
-    others: bool  # the map touches a character outside ASCII and the block
-
-    @property
-    def deleted_bytes(self) -> bytes:
-        """What the compacting translate deletes: the mark and the deleted ASCII bytes."""
-        return bytes([_GONE, *(b for lo, hi in self.ascii_deleted for b in range(lo, hi + 1))])
-
-
-def _utf8_maps(m: dict[str, str], sw: dict[str, bool]) -> _Utf8Maps | None:
-    """The batch route's tables for char map ``m``, or None where they cannot express it: an ASCII or block
-    character mapped out of its range, or URL removal without whitespace collapse (then a URL also ends at
-    non-ASCII whitespace, which the batch's byte-level token search does not look for)."""
-    if sw["remove_urls"] and not sw["collapse_whitespace"]:
-        return None
-    ascii_table, ascii_gone = bytearray(range(256)), []
-    for c in range(0x80):
-        out = m.get(chr(c), chr(c))
-        if out == "":
-            ascii_gone.append(c)
-        elif len(out) == 1 and ord(out) < 0x80:
-            ascii_table[c] = ord(out)
-        else:
-            return None
-    unmapped = bytes(0x80 | (k & 0x3F) for k in range(256))  # a block key's own continuation byte
-    cont_table, moved = bytearray(unmapped), np.zeros((256, 2), dtype=np.uint8)
-    for offset in range(0x100):
-        out = m.get(chr(0x600 + offset), chr(0x600 + offset))
-        key = (offset + 0x80) & 0xFF
-        if out == "":
-            cont_table[key] = _GONE
-        elif len(out) == 1 and 0x600 <= ord(out) < 0x700:
-            cont_table[key] = 0x80 | (ord(out) & 0x3F)
-            if ord(out) >> 6 != (0x600 + offset) >> 6:
-                cont_table[key] = _MOVED
-                moved[key] = list(out.encode("utf-8"))
-        else:
-            return None
-    ranges: list[tuple[int, int]] = []
-    for b in ascii_gone:
-        if ranges and ranges[-1][1] == b - 1:
-            ranges[-1] = (ranges[-1][0], b)
-        else:
-            ranges.append((b, b))
-    return _Utf8Maps(
-        ascii_table=None if ascii_table == bytes(range(256)) else bytes(ascii_table),
-        ascii_deleted=tuple(ranges),
-        cont_table=None if cont_table == unmapped else bytes(cont_table),
-        block_deletes=_GONE in cont_table,
-        moved=moved if _MOVED in cont_table else None,
-        others=any(not (ord(c) < 0x80 or 0x600 <= ord(c) < 0x700) for c in m),
-    )
-
-
-def _translate(text: str, plan: _Plan) -> str:
+def _translate(text: str, plan: Plan) -> str:
     if len(text) >= _NUMPY_MIN_CHARS:
         done = _translate_numpy(text, plan)
         if done is not None:
@@ -315,7 +245,7 @@ def _translate(text: str, plan: _Plan) -> str:
     return text.translate(plan.table)
 
 
-def _translate_numpy(text: str, plan: _Plan) -> str | None:
+def _translate_numpy(text: str, plan: Plan) -> str | None:
     """``text.translate(plan.table)`` via the UTF-16 lookup table, or None where only translate can."""
     try:
         raw = text.encode("utf-16-le")
@@ -325,10 +255,10 @@ def _translate_numpy(text: str, plan: _Plan) -> str | None:
         return text
     units = np.frombuffer(raw, dtype=_U16)  # (n_code_units,)
     mapped = plan.lut.take(units)  # (n_code_units,)
-    if units.max() >= _LUT_SLOW_FROM and (mapped == _LUT_SLOW).any():
+    if units.max() >= _LUT_SLOW_FROM and (mapped == LUT_SLOW).any():
         return None  # a ligature folds to several characters
     # Astral characters are surrogate pairs that the table leaves alone and never splits.
-    return mapped[mapped != _LUT_DELETE].tobytes().decode("utf-16-le")
+    return mapped[mapped != LUT_DELETE].tobytes().decode("utf-16-le")
 
 
 _URL_TOKEN_BYTES = 400  # a token's Python overhead ~ the regex's scan of this many bytes (measured)
@@ -365,15 +295,9 @@ def _remove_urls_bytes(data: bytes, regex: re.Pattern[bytes], stops: bytes) -> b
     return b"".join(out)
 
 
-def _may_hold_url(data: bytes) -> bool:
-    """False when ``data`` has no ``/`` and no ``w``/``W``, so neither ``://`` nor ``ww.``: three memchr
-    scans, where ``b"://" in data`` is a byte-by-byte one (4x slower on a 2000-character Arabic text)."""
-    return b"/" in data or b"w" in data or b"W" in data
-
-
-def _finish_bytes(data: bytes, plan: _Plan) -> bytes:
-    """URL removal and whitespace collapse on alphabet bytes: ``_normalize``'s last two steps."""
-    if plan.remove_urls and _may_hold_url(data) and (b"://" in data or b"w." in data or b"W." in data):
+def _finish_bytes(data: bytes, plan: Plan) -> bytes:
+    """URL removal and whitespace collapse on alphabet bytes: ``apply_plan``'s last two steps."""
+    if plan.remove_urls and may_hold_url(data) and (b"://" in data or b"w." in data or b"W." in data):
         if plan.collapse_whitespace:  # every whitespace character is a space by now
             data = _remove_urls_bytes(data, _URL_BYTES_RE, b" ")
         else:
@@ -385,7 +309,7 @@ def _finish_bytes(data: bytes, plan: _Plan) -> bytes:
     return data
 
 
-def _normalize(text: str, plan: _Plan) -> str:
+def apply_plan(text: str, plan: Plan) -> str:
     if plan.byte_table is not None:
         try:
             data = codecs.charmap_encode(text, "strict", _ENCODING_MAP)[0]
@@ -397,7 +321,7 @@ def _normalize(text: str, plan: _Plan) -> str:
     return _normalize_general(text, plan)
 
 
-def _normalize_general(text: str, plan: _Plan) -> str:
+def _normalize_general(text: str, plan: Plan) -> str:
     if plan.translate:
         text = _translate(text, plan)
     if plan.remove_urls and ("://" in text or "w." in text or "W." in text):
@@ -409,8 +333,8 @@ def _normalize_general(text: str, plan: _Plan) -> str:
     return text
 
 
-def _plan_for(config: NormalizeConfig | None, switches: dict[str, Any]) -> _Plan:
-    return _plan(resolve_switches(config, switches)[: len(CHAR_SWITCHES)])
+def _plan_for(config: NormalizeConfig | None, switches: dict[str, Any]) -> Plan:
+    return compile_plan(resolve_switches(config, switches)[: len(CHAR_SWITCHES)])
 
 
 def normalize(text: str, config: NormalizeConfig | None = None, **switches: bool) -> str:
@@ -432,7 +356,7 @@ def normalize(text: str, config: NormalizeConfig | None = None, **switches: bool
     """
     if not isinstance(text, str):
         raise TypeError(f"normalize() expects a str, got {type(text).__name__}")
-    return _normalize(text, _plan_for(config, switches))
+    return apply_plan(text, _plan_for(config, switches))
 
 
 def normalize_batch(
@@ -463,7 +387,7 @@ def normalize_batch(
         out: list[str | None] = []
         for value in values:
             if isinstance(value, str):
-                out.append(_normalize(value, plan))
+                out.append(apply_plan(value, plan))
             elif is_null(value):
                 out.append(None)
             else:
@@ -476,7 +400,11 @@ def normalize_batch(
         _check_column(column, batch.column_names)
         source = batch.column(column)
         if pa.types.is_string(source.type) or pa.types.is_large_string(source.type):
-            parts = [part for chunk in source.chunks for part in _normalize_arrow(chunk, plan)]
+            parts = [
+                part
+                for chunk in source.chunks
+                for part in normalize_arrow(chunk, plan, partial(_per_row, plan=plan))
+            ]
             result = pa.chunked_array(parts, type=source.type)
         else:
             kind = pa.large_string() if pa.types.is_large_string(source.type) else pa.string()
@@ -498,251 +426,11 @@ def normalize_batch(
     raise TypeError(f"normalize_batch() takes a pandas DataFrame, pyarrow Table or dict, got {type(batch)}")
 
 
-_CHUNK_BYTES = 1 << 18  # rows are normalized in groups of about this much UTF-8, so a group stays in cache
-
-
-def _normalize_arrow(array: Any, plan: _Plan) -> list[Any]:
-    """One Arrow string array normalized on its UTF-8 buffer, as arrays of consecutive rows (the chunks of
-    the result: no copy joins them); rows it cannot take go one by one.
-
-    The rows are taken in groups of about ``_CHUNK_BYTES``, each through three vectorized steps over its
-    bytes (:func:`_normalize_utf8`). No ``str`` is built for the column. A row holding a character whose
-    normalized form is longer in UTF-8 (a ligature) is redone by :func:`normalize`, as is the whole array
-    when :class:`_Utf8Maps` cannot express the switches.
-    """
-    import pyarrow as pa
-    import pyarrow.compute as pc
-
-    n = len(array)
-    large = pa.types.is_large_string(array.type)
-    offsets = np.frombuffer(array.buffers()[1], dtype=np.int64 if large else np.int32)
-    offsets = offsets[array.offset : array.offset + n + 1].astype(np.int64)
-    data = array.buffers()[2]
-    if plan.utf8 is None or data is None or not n or offsets[-1] == offsets[0]:
-        return [_per_row(array, plan)]
-    raw = np.frombuffer(data, dtype=np.uint8)
-    cuts = np.unique(np.searchsorted(offsets, np.arange(offsets[0], offsets[-1], _CHUNK_BYTES)))
-    cuts = cuts[cuts < n].tolist()
-    parts = []
-    for first, last in zip(cuts, [*cuts[1:], n], strict=True):
-        rows = offsets[first : last + 1]
-        body, rows_after, slow = _normalize_utf8(raw[rows[0] : rows[-1]], rows - rows[0], plan)
-        index = pa.py_buffer(rows_after.astype(np.int64 if large else np.int32))
-        part = pa.Array.from_buffers(array.type, last - first, [None, index, pa.py_buffer(body)])
-        if len(slow):  # rows whose normalized form is longer than they are: the general route
-            mask = np.zeros(last - first, dtype=bool)
-            mask[slow] = True
-            redone = _per_row(array.slice(first, last - first).take(pa.array(slow)), plan)
-            part = pc.replace_with_mask(part, pa.array(mask), redone)
-        if array.null_count:
-            part = pc.if_else(array.slice(first, last - first).is_valid(), part, pa.scalar(None, array.type))
-        parts.append(part)
-    return parts
-
-
-def _normalize_utf8(
-    raw: np.ndarray, offsets: np.ndarray, plan: _Plan
-) -> tuple[bytes, np.ndarray, np.ndarray]:
-    """Rows of UTF-8 (``raw``, rows at ``offsets`` from 0) normalized: (bytes, their offsets, rows to redo).
-
-    The character maps (:func:`_map_utf8`), then URL removal (:func:`_url_spans`) and whitespace collapse
-    with each row's ends stripped (:func:`_finish_utf8`); each of the two compacts the bytes and carries the
-    row offsets along (a per-row count of the deleted bytes).
-    """
-    assert plan.utf8 is not None
-    body, offsets, slow = _map_utf8(raw, offsets, plan.utf8, plan.lut)
-    body, offsets = _finish_utf8(body, offsets, plan)
-    return body, offsets, slow
-
-
-def _offsets_after(dropped: np.ndarray, offsets: np.ndarray) -> np.ndarray:
-    """Row offsets once the bytes flagged in ``dropped`` (bool, one per byte) are gone."""
-    lengths = np.diff(offsets)
-    full = np.flatnonzero(lengths)  # reduceat gives an empty row its next byte, not 0: sum full rows only
-    if len(full):  # a 16-bit sum where no row can overflow it: 2x faster than 32 bits
-        longest = lengths.max()
-        wide = np.uint16 if longest < 1 << 16 else np.int32 if longest < 1 << 31 else np.int64
-        lengths[full] -= np.add.reduceat(dropped.view(np.uint8), offsets[full], dtype=wide)
-    new = np.zeros(len(offsets), dtype=np.int64)
-    np.cumsum(lengths, out=new[1:])
-    return new
-
-
-def _map_utf8(
-    raw: np.ndarray, offsets: np.ndarray, maps: _Utf8Maps, lut: np.ndarray
-) -> tuple[bytes, np.ndarray, np.ndarray]:
-    """The character maps over UTF-8 ``raw`` (rows at ``offsets``): (bytes, new offsets, rows to redo)."""
-    buffer = bytearray(raw)  # written in place below through `out`, translated without another copy
-    out = np.frombuffer(buffer, dtype=np.uint8)  # (size,)
-    lead = (raw & 0xFC) == 0xD8  # U+0600..U+06FF: lead 0xD8..0xDB, then one continuation byte
-    if maps.cont_table is not None and lead.any():
-        keys = bytearray(len(raw))  # the block key of the character led at each byte (see _Utf8Maps)
-        key = np.frombuffer(keys, dtype=np.uint8)
-        np.multiply(raw, np.uint8(64), out=key)  # (a shift is 20x slower than this multiply in NumPy)
-        key[:-1] += raw[1:]
-        cont_bytes = keys.translate(maps.cont_table)
-        cont = np.frombuffer(cont_bytes, dtype=np.uint8)
-        flag = lead.view(np.uint8)
-        # The new continuation byte after each lead (uint8 arithmetic wraps, so this is exact; 10x faster
-        # than np.copyto(..., where=)). A deleted character's continuation becomes _GONE here ...
-        out[1:] += flag[:-1] * (cont[:-1] - out[1:])
-        if maps.moved is not None and _MOVED in cont_bytes:  # (one memchr: ٱ is rare)
-            moves = lead & (cont == _MOVED)
-            if moves.any():
-                at = np.flatnonzero(moves)
-                out[at], out[at + 1] = maps.moved[key[at]].T
-        if maps.block_deletes:  # ... and its lead here
-            out |= np.negative((lead & (cont == _GONE)).view(np.uint8))
-    slow_at = np.empty(0, dtype=np.int64)
-    if maps.others:  # 2- and 3-byte leads outside the block (no map touches an astral character)
-        multi = (raw - 0xC2) < 0x2E  # 0xC2 <= raw < 0xF0 (uint8 wrapping): every block lead, and the others
-        # (counting them beats flatnonzero over a mask that is nearly all False)
-        if np.count_nonzero(multi) > np.count_nonzero(lead):
-            slow_at = _map_sparse(np.flatnonzero(multi & ~lead), raw, out, lut)
-    dropped = out == _GONE
-    for lo, hi in maps.ascii_deleted:
-        dropped |= (out - lo) <= hi - lo  # lo <= out <= hi, with uint8 wrapping
-    body = bytes(buffer.translate(maps.ascii_table, maps.deleted_bytes))
-    slow = np.unique(np.searchsorted(offsets, slow_at, side="right") - 1) if len(slow_at) else slow_at
-    return body, _offsets_after(dropped, offsets), slow
-
-
-def _map_sparse(at: np.ndarray, raw: np.ndarray, out: np.ndarray, lut: np.ndarray) -> np.ndarray:
-    """Map the 2- and 3-byte characters led at ``at`` through the UTF-16 table, in place in ``out``;
-    returns the positions of the characters whose output is longer (their rows are redone)."""
-    b0, b1, b2 = (raw.take(at + i, mode="clip").astype(np.int64) for i in range(3))  # clip: a truncated end
-    two = b0 < 0xE0
-    code = np.where(
-        two, ((b0 & 0x1F) << 6) | (b1 & 0x3F), ((b0 & 0x0F) << 12) | ((b1 & 0x3F) << 6) | (b2 & 0x3F)
-    )
-    new = lut[code].astype(np.int64)
-    hit = new != code
-    at, new, width = at[hit], new[hit], np.where(two[hit], 2, 3)
-    new_width = np.where(new == _LUT_DELETE, 0, np.where(new < 0x80, 1, np.where(new < 0x800, 2, 3)))
-    slow = (new == _LUT_SLOW) | (new_width > width)
-    slow_at = at[slow]
-    at, new, width, new_width = at[~slow], new[~slow], width[~slow], new_width[~slow]
-    encoded = (  # byte i of new's UTF-8 (meaningful for i < new_width), then _GONE up to the old width
-        np.where(new_width == 1, new, np.where(new_width == 2, 0xC0 | (new >> 6), 0xE0 | (new >> 12))),
-        np.where(new_width == 2, 0x80 | (new & 0x3F), 0x80 | ((new >> 6) & 0x3F)),
-        0x80 | (new & 0x3F),
-    )
-    for i, value in enumerate(encoded):
-        inside = i < width  # the character has a byte i
-        out[at[inside] + i] = np.where(i < new_width, value, _GONE)[inside]
-    return slow_at
-
-
-def _finish_utf8(body: bytes, offsets: np.ndarray, plan: _Plan) -> tuple[bytes, np.ndarray]:
-    """URL removal and whitespace collapse on a batch's mapped UTF-8 (where the space is the only whitespace
-    left when collapse is on, which URL removal on this route requires: see :func:`_utf8_maps`).
-
-    A URL's bytes count as spaces: the collapse drops them with the spaces around them, which is what
-    deleting them and then collapsing gives, since a URL runs to the next space or the end of its row.
-    A space goes when a space or its row's start comes right before it, and so does the one that a row's
-    trailing run leaves.
-    """
-    if not plan.collapse_whitespace:
-        return body, offsets
-    data = np.frombuffer(body, dtype=np.uint8)
-    space = data == 0x20
-    if plan.remove_urls:
-        urls = _url_spans(body, data, space, offsets)
-        if urls is not None:
-            cut, width = urls
-            space[np.repeat(cut - (np.cumsum(width) - width), width) + np.arange(width.sum())] = True
-            data = data.copy()
-            data[cut] = 0x20  # a URL's first byte is kept where it is the first space of its run
-            body = data.tobytes()
-    if not space.any():
-        return body, offsets
-    after_space = np.empty(len(data), dtype=bool)
-    after_space[0] = True
-    after_space[1:] = space[:-1]
-    full = offsets[1:] > offsets[:-1]
-    after_space[offsets[:-1][full]] = True  # a row's start counts as a space before it
-    drop = space & after_space
-    ends = offsets[1:][full]
-    starts = offsets[:-1][full]
-    for s, e in zip(starts[space[ends - 1]].tolist(), ends[space[ends - 1]].tolist(), strict=True):
-        text = np.flatnonzero(~space[s:e])  # a row ending in spaces: drop the first of them too
-        drop[s + (text[-1] + 1 if len(text) else 0)] = True
-    return _without(body, drop), _offsets_after(drop, offsets)
-
-
-def _url_spans(
-    body: bytes, data: np.ndarray, space: np.ndarray, offsets: np.ndarray
-) -> tuple[np.ndarray, np.ndarray] | None:
-    """Where the URLs of the rows are: (first byte, length) of each, or None if there is none.
-
-    Only the tokens around a ``://`` or ``w.`` can hold one, and a URL takes a token's tail. Where the
-    regex would match at the token's first byte NumPy says so; the other tokens are joined by spaces into
-    one string for a single regex pass, and what it leaves of each says where its URL starts.
-    """
-    if not _may_hold_url(body):
-        return None
-    size = len(data)
-    colon = np.flatnonzero(data[: size - 2] == 0x3A)  # ":" is rare in Arabic text, "." is not: look for
-    colon = colon[(data[colon + 1] == 0x2F) & (data[colon + 2] == 0x2F)]  # "://" from ":" and "w." whole
-    www = np.flatnonzero(((data[:-1] | 0x20) == 0x77) & (data[1:] == 0x2E))
-    at = np.sort(np.concatenate([colon, www]))  # (n_needles,): each ":" of "://", each "w" of "w."
-    if not len(at):  # (``b"://" in body`` would be a byte-by-byte scan: 20x slower than this)
-        return None
-    stops = np.concatenate([[-1], np.flatnonzero(space), [size]])
-    after = np.searchsorted(stops, at)  # stops[after - 1] < at < stops[after]
-    row = np.searchsorted(offsets, at, side="right") - 1
-    start = np.maximum(stops[after - 1] + 1, offsets[row])
-    end = np.minimum(stops[after], offsets[row + 1])
-    first = np.ones(len(at), dtype=bool)
-    first[1:] = start[1:] != start[:-1]  # one token per start, however many needles it holds
-    at, start, end = at[first], start[first], end[first]
-    cut = start.copy()  # (n_tokens,): where the token's URL starts (end: none)
-    # Nearly every URL token starts with its URL ("https://…", "www.…"): the regex matches at the token's
-    # first byte, which NumPy can check. The other tokens go through the regex, joined into one string.
-    into = at - start  # the needle's place in the token
-    reach = min(int(into.max()), 32) + 1  # the bytes that decide: up to the needle, at most a 32-byte scheme
-    head = data.take(np.minimum(start[:, None] + np.arange(max(reach, 2)), size - 1))  # (n_tokens, reach)
-    scheme_end = np.where(~_SCHEME_BYTE[head[:, 1:reach]], np.arange(1, reach), reach).min(
-        axis=1, initial=reach
-    )
-    at_start = np.where(
-        data[at] == 0x3A,
-        (into >= 1) & (into <= np.minimum(scheme_end, 32)) & _LETTER_BYTE[head[:, 0]],  # [A-Za-z]...{0,31}://
-        (into == 2) & ((head[:, 0] | 0x20) == 0x77) & ((head[:, 1] | 0x20) == 0x77),  # [Ww]{3}\.
-    )
-    other = np.flatnonzero(~at_start)
-    if len(other):
-        tokens = [body[s:e] for s, e in zip(start[other].tolist(), end[other].tolist(), strict=True)]
-        left = _URL_UTF8_RE.sub(b"", b" ".join(tokens)).split(b" ")
-        cut[other] += np.fromiter(map(len, left), dtype=np.int64, count=len(tokens))
-    width = end - cut  # (n_tokens,): the URL's bytes, 0 for a token without one
-    if not width.any():
-        return None
-    return cut[width > 0], width[width > 0]
-
-
-def _without(body: bytes, drop: np.ndarray) -> bytes:
-    """``body`` less the bytes flagged in ``drop``: the slices between the dropped runs joined where there
-    are few runs (a collapse usually drops a few spaces and the blanked URLs), else one translate."""
-    dropped = np.count_nonzero(drop)
-    if not dropped:
-        return body
-    if dropped > len(body) >> 8:  # a slice costs about what translating 200 bytes does
-        marked = bytearray(body)  # marked in place through a view: 2x faster than a new array + tobytes
-        view = np.frombuffer(marked, dtype=np.uint8)
-        view |= np.negative(drop.view(np.uint8))
-        return bytes(marked.translate(None, bytes([_GONE])))
-    edges = (np.flatnonzero(drop[1:] != drop[:-1]) + 1).tolist()  # where a run of dropped bytes starts/ends
-    edges = [0] * bool(drop[0]) + edges + [len(body)] * bool(drop[-1])  # (2 * n_runs,): start, end, ...
-    starts, ends = [0, *edges[1::2]], [*edges[0::2], len(body)]
-    return b"".join([body[a:b] for a, b in zip(starts, ends, strict=True)])
-
-
-def _per_row(array: Any, plan: _Plan) -> Any:
+def _per_row(array: Any, plan: Plan) -> Any:
     """``normalize`` on each row of an Arrow string array, one by one (nulls stay null)."""
     import pyarrow as pa
 
-    return pa.array([None if v is None else _normalize(v, plan) for v in array.to_pylist()], type=array.type)
+    return pa.array([None if v is None else apply_plan(v, plan) for v in array.to_pylist()], type=array.type)
 
 
 def _check_column(column: str, present: list[Any]) -> None:

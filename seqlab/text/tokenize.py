@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from seqlab.text.config import CHAR_SWITCHES, SWITCHES, NormalizeConfig, resolve_switches
-from seqlab.text.normalize import _normalize, _plan
+from seqlab.text.normalize import apply_plan, compile_plan
 
 __all__ = ["STOPWORDS_EXTRA", "load_stopwords", "preprocess", "stem", "tokenize"]
 
@@ -80,17 +80,17 @@ def _read_overrides(path: Path) -> tuple[set[str], set[str]]:
 def _stopwords(char_key: tuple[bool, ...], lowercase: bool, extra: Path | None) -> frozenset[str]:
     import arabicstopwords.arabicstopwords as stp
 
-    plan = _plan(char_key)
+    plan = compile_plan(char_key)
     words = set(stp.stopwords_list())
     if extra is not None and extra.is_file():
         add, remove = _read_overrides(extra)
         words = (words | add) - remove
         # Remove by normalized form too, so "-إلى" also removes "الي".
-        remove = {_normalize(w, plan) for w in remove}
+        remove = {apply_plan(w, plan) for w in remove}
     else:
         remove = set()
         log.debug("no stop-word overrides at %s", extra)
-    normalized = {_normalize(w, plan) for w in words} - remove
+    normalized = {apply_plan(w, plan) for w in words} - remove
     if lowercase:
         normalized = {w.lower() for w in normalized}
     normalized.discard("")
@@ -129,7 +129,7 @@ def preprocess(text: str, config: NormalizeConfig | None = None, **switches: boo
         raise TypeError(f"preprocess() expects a str, got {type(text).__name__}")
     key = resolve_switches(config, switches)
     char_key = key[:_N_CHAR]
-    tokens = tokenize(_normalize(text, _plan(char_key)))
+    tokens = tokenize(apply_plan(text, compile_plan(char_key)))
     if key[_LOWER_AT]:
         tokens = [t.lower() for t in tokens]
     if key[_STOPWORDS_AT]:

@@ -14,7 +14,8 @@ import numpy as np
 import pandas as pd
 
 from seqlab import artifacts
-from seqlab.corpus import SPLITS, read_corpus, resolve_corpus_dir
+from seqlab.corpus import SPLITS, read_corpus
+from seqlab.corpus_source import resolve_corpus_dir
 from seqlab.models.tokenizer import TokenizerConfig, encode_texts, load_tokenizer, train_tokenizer
 from seqlab.train.data import EncodedCorpus, EncodedSplit
 

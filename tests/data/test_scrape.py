@@ -28,7 +28,7 @@ from seqlab.data.scrape import (
     load_progress,
     normalize_url,
 )
-from seqlab.data.scrape.politeness import _Host, _retry_after
+from seqlab.data.scrape.politeness import _Host, parse_retry_after
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 ALLOW_ALL = "User-agent: *\nAllow: /\n"
@@ -210,14 +210,14 @@ def test_canonical_url():
 
 
 def test_retry_after_parsing_and_cap():
-    assert _retry_after("3", cap=60) == 3.0
-    assert _retry_after("600", cap=60) == 60.0
-    assert _retry_after(None, cap=60) is None
-    assert _retry_after("soon", cap=60) is None
+    assert parse_retry_after("3", cap=60) == 3.0
+    assert parse_retry_after("600", cap=60) == 60.0
+    assert parse_retry_after(None, cap=60) is None
+    assert parse_retry_after("soon", cap=60) is None
     later = dt.datetime.now(dt.timezone.utc) + dt.timedelta(seconds=30)
-    assert 25 <= _retry_after(email.utils.format_datetime(later, usegmt=True), cap=60) <= 30
+    assert 25 <= parse_retry_after(email.utils.format_datetime(later, usegmt=True), cap=60) <= 30
     past = dt.datetime(2000, 1, 1, tzinfo=dt.timezone.utc)
-    assert _retry_after(email.utils.format_datetime(past, usegmt=True), cap=60) == 0.0
+    assert parse_retry_after(email.utils.format_datetime(past, usegmt=True), cap=60) == 0.0
 
 
 def test_sources_config_defaults_domains_and_validates_seeds():

@@ -7,7 +7,7 @@ import pytest
 from seqlab.config import load_config
 from seqlab.text import NormalizeConfig, normalize
 from seqlab.text.config import CHAR_SWITCHES, SWITCHES, TOKEN_SWITCHES
-from seqlab.text.normalize import _NUMPY_MIN_CHARS, _plan, _plan_for, _translate_numpy
+from seqlab.text.normalize import _NUMPY_MIN_CHARS, _plan_for, _translate_numpy, compile_plan
 
 # (input, switches, expected). Words are chosen so that only the step under test changes them.
 STEP_ROWS = {
@@ -172,7 +172,7 @@ def _switch_combinations() -> list[tuple[bool, ...]]:
 def test_translate_table_is_idempotent_for_switch_combinations():
     # Every value the table produces must itself be left alone by the table.
     for key in _switch_combinations():
-        table = _plan(key).table
+        table = compile_plan(key).table
         for code, value in enumerate(table):
             if value is None or value == code:
                 continue

@@ -22,13 +22,15 @@ from seqlab.text.normalize import (
     PRESENTATION_FORMS,
     TATWEEL,
     WHITESPACE,
-    _normalize,
     _normalize_general,
-    _plan,
     _translate_numpy,
+    apply_plan,
+    compile_plan,
 )
 
-normalize_module = importlib.import_module("seqlab.text.normalize")  # the module, not the function
+kernel_module = importlib.import_module(
+    "seqlab.text.normalize_kernel"
+)  # the batch kernel, where groups are cut
 
 # Characters and fragments the normalizer treats specially, so that examples hit them often.
 SPECIAL = sorted(
@@ -120,7 +122,7 @@ def test_each_unmapped_arabic_letter_is_a_fixed_point():
 @SETTINGS
 @given(text_strategy, switches_strategy)
 def test_numpy_path_equals_str_translate(text, switches):
-    plan = _plan(tuple(switches[name] for name in CHAR_SWITCHES))
+    plan = compile_plan(tuple(switches[name] for name in CHAR_SWITCHES))
     long_text = text * 20  # the numpy path is only taken for long strings; call it directly anyway
     fast = _translate_numpy(long_text, plan)
     assert fast is None or fast == long_text.translate(plan.table)
@@ -165,8 +167,8 @@ alphabet_text = st.lists(
 @SETTINGS
 @given(alphabet_text, switches_strategy)
 def test_alphabet_route_equals_the_general_route(text, switches):
-    plan = _plan(tuple(switches[name] for name in CHAR_SWITCHES))
-    assert _normalize(text, plan) == _normalize_general(text, plan)
+    plan = compile_plan(tuple(switches[name] for name in CHAR_SWITCHES))
+    assert apply_plan(text, plan) == _normalize_general(text, plan)
 
 
 @SETTINGS
@@ -185,8 +187,8 @@ def test_arrow_batch_equals_normalize_per_row(rows, switches, kind, cut):
     array = pa.array(["skipped"] * cut + rows, type=getattr(pa, kind)())[cut:]  # a sliced array, offset > 0
     table = pa.table({"text": pa.chunked_array([array[: len(rows) // 2], array[len(rows) // 2 :]])})
     expected = [None if r is None else normalize(r, **switches) for r in rows]
-    for chunk_bytes in (normalize_module._CHUNK_BYTES, 24):  # 24: groups of a row or two, rows split apart
-        with mock.patch.object(normalize_module, "_CHUNK_BYTES", chunk_bytes):
+    for chunk_bytes in (kernel_module._CHUNK_BYTES, 24):  # 24: groups of a row or two, rows split apart
+        with mock.patch.object(kernel_module, "_CHUNK_BYTES", chunk_bytes):
             got = normalize_batch(table, **switches)["text_norm"]
         assert got.type == table["text"].type
         assert got.to_pylist() == expected

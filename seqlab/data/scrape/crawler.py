@@ -35,10 +35,10 @@ from seqlab.data.config import SourcesConfig
 from seqlab.data.decode import decode_html
 from seqlab.data.scrape.discover import UrlListError, parse_url_list
 from seqlab.data.scrape.failures import failure_reason
-from seqlab.data.scrape.fetch import _Fetcher, _new_session, _Outcome
-from seqlab.data.scrape.links import _in_domains, _origin, canonical_url, extract_links
-from seqlab.data.scrape.politeness import _Hosts
-from seqlab.data.scrape.robots import _Robots
+from seqlab.data.scrape.fetch import Fetcher, Outcome, new_session
+from seqlab.data.scrape.links import canonical_url, extract_links, in_domains, url_origin
+from seqlab.data.scrape.politeness import Hosts
+from seqlab.data.scrape.robots import Robots
 from seqlab.data.scrape.sink import Sink
 from seqlab.data.urls import normalize_url
 
@@ -99,14 +99,14 @@ class _Crawler:
         self.cfg = sources
         self.sink = sink
         self.domains = sources.domains
-        self.hosts = _Hosts(sources.per_host_concurrency, sources.delay_s)
-        self.fetcher = _Fetcher(sources, session, self.hosts)
-        self.robots = _Robots(sources.user_agent, sources.obey_robots, self.hosts, self.fetcher)
+        self.hosts = Hosts(sources.per_host_concurrency, sources.delay_s)
+        self.fetcher = Fetcher(sources, session, self.hosts)
+        self.robots = Robots(sources.user_agent, sources.obey_robots, self.hosts, self.fetcher)
         self.origin_allowed: dict[str, bool] = {}
         self.hashes = dict(content_hashes)
         self.seen = set(done_urls)
         # max_pages counts URLs processed, resumed ones included (only those of this crawl's domains).
-        self.taken = sum(1 for u in done_urls if _in_domains(u, self.domains))
+        self.taken = sum(1 for u in done_urls if in_domains(u, self.domains))
         self.queue: asyncio.PriorityQueue[tuple[int, int, str]] = asyncio.PriorityQueue()
         self.lists: dict[str, int] = {}  # sitemap/feed URL (or robots.txt for its Sitemap: lines) -> nesting
         self.seq = 0
@@ -115,10 +115,10 @@ class _Crawler:
     # -- frontier ---------------------------------------------------------------------------------------
     def in_domain(self, url: str) -> bool:
         """Whether a normalized URL's host is allowed (cached per origin)."""
-        origin = _origin(url)
+        origin = url_origin(url)
         allowed = self.origin_allowed.get(origin)
         if allowed is None:
-            allowed = self.origin_allowed[origin] = _in_domains(origin, self.domains)
+            allowed = self.origin_allowed[origin] = in_domains(origin, self.domains)
         return allowed
 
     def enqueue(self, url: str, depth: int) -> None:
@@ -256,18 +256,18 @@ class _Crawler:
             self.enqueue(page, 0)
 
     # -- fetching ---------------------------------------------------------------------------------------
-    async def fetch_page(self, url: str) -> _Outcome:
+    async def fetch_page(self, url: str) -> Outcome:
         """Fetch a page with retries, following only redirects to allowed targets the crawl does not have."""
         claimed: set[str] = set()  # redirect targets this fetch took over (across its attempts)
 
-        async def check_redirect(target: str, status: int | None) -> _Outcome | None:
+        async def check_redirect(target: str, status: int | None) -> Outcome | None:
             if not self.in_domain(target):
-                return _Outcome(target, status=status, error=f"offsite_redirect: {target}")
+                return Outcome(target, status=status, error=f"offsite_redirect: {target}")
             if not await self.robots.allowed(target):
-                return _Outcome(target, status=status, stage="robots", error="robots_disallowed")
+                return Outcome(target, status=status, stage="robots", error="robots_disallowed")
             if target != url and target not in claimed:
                 if target in self.seen:  # queued or done under its own URL: record it once, there
-                    return _Outcome(
+                    return Outcome(
                         target, status=status, stage="dedup", error=f"duplicate_content of {target}"
                     )
                 self.seen.add(target)
@@ -302,7 +302,7 @@ async def crawl(
         The final :class:`CrawlStats`.
     """
     own_session = session is None
-    session = session or _new_session(sources)
+    session = session or new_session(sources)
     crawler = _Crawler(sources, sink, session, set(done_urls or ()), content_hashes or {})
     start = [(normalize_url(seed), 0) for seed in sources.seeds] + list(frontier or ())
     for url, depth in start:
@@ -311,12 +311,12 @@ async def crawl(
     for url in [*sources.sitemaps, *sources.feeds]:
         crawler.enqueue_list(normalize_url(url), 0)
     if sources.robots_sitemaps and sources.obey_robots:  # obey_robots off: robots.txt is never asked
-        for origin in sorted({_origin(url) for url, _ in start[: len(sources.seeds)] if url is not None}):
+        for origin in sorted({url_origin(url) for url, _ in start[: len(sources.seeds)] if url is not None}):
             crawler.enqueue_list(origin + "/robots.txt", _ROBOTS_LINES)
 
     started = time.monotonic()
     # Enough workers to fill every origin's slots (a worker waiting on a busy origin holds no request).
-    n_origins = len({_origin(url) for url, _ in start if url is not None})
+    n_origins = len({url_origin(url) for url, _ in start if url is not None})
     n_workers = min(sources.per_host_concurrency * max(n_origins, len(crawler.domains), 1), 1024)
     workers = [asyncio.create_task(crawler.worker()) for _ in range(n_workers)]
 

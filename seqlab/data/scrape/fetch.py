@@ -1,6 +1,6 @@
 """HTTP with aiohttp: one URL's fetch, with retries, hand-followed redirects and the host's politeness.
 
-:meth:`_Fetcher.fetch` ends in one :class:`_Outcome`: a body, or an ``error`` text (see
+:meth:`Fetcher.fetch` ends in one :class:`Outcome`: a body, or an ``error`` text (see
 :mod:`.failures`). Timeouts, connection errors, 408, 429 and 5xx are retried (``retryable``) up to
 ``retries`` times, after the server's Retry-After on 429/503 (which pauses the whole origin) or after an
 exponential backoff with jitter. Redirects are followed by hand so that a caller's ``check_redirect`` can
@@ -21,7 +21,7 @@ import aiohttp
 
 from seqlab.data.config import SourcesConfig
 from seqlab.data.scrape.discover import MAX_LIST_BYTES
-from seqlab.data.scrape.politeness import _backoff_s, _Hosts, _retry_after
+from seqlab.data.scrape.politeness import Hosts, backoff_delay_s, parse_retry_after
 from seqlab.data.urls import normalize_url
 
 log = logging.getLogger(__name__)
@@ -36,7 +36,7 @@ _CHUNK = 64 * 1024
 
 
 @dataclasses.dataclass
-class _Outcome:
+class Outcome:
     """The end of one fetch attempt (a redirect chain) or of all of them."""
 
     final_url: str
@@ -52,13 +52,13 @@ class _Outcome:
 
 # Called with (redirect target, redirect status) before the target is requested: an outcome ends the
 # fetch there (offsite, disallowed, already crawled), None follows the redirect.
-RedirectCheck = Callable[[str, int | None], Awaitable[_Outcome | None]]
+RedirectCheck = Callable[[str, int | None], Awaitable[Outcome | None]]
 
 
-class _Fetcher:
-    """Fetches URLs through one aiohttp session under the politeness of :class:`_Hosts`."""
+class Fetcher:
+    """Fetches URLs through one aiohttp session under the politeness of :class:`Hosts`."""
 
-    def __init__(self, sources: SourcesConfig, session: aiohttp.ClientSession, hosts: _Hosts):
+    def __init__(self, sources: SourcesConfig, session: aiohttp.ClientSession, hosts: Hosts):
         self.cfg = sources
         self.session = session
         self.hosts = hosts
@@ -68,7 +68,7 @@ class _Fetcher:
 
     async def fetch(
         self, url: str, kind: FetchKind = "page", check_redirect: RedirectCheck | None = None
-    ) -> _Outcome:
+    ) -> Outcome:
         """Fetch with retries; the outcome's ``attempts`` counts them.
 
         ``kind`` says what is fetched (:data:`FetchKind`): which content types are taken and how much.
@@ -80,11 +80,11 @@ class _Fetcher:
             try:
                 out = await self.follow(url, kind, check_redirect)
             except (TimeoutError, asyncio.TimeoutError):  # total/connect timeouts (distinct types on 3.10)
-                out = _Outcome(url, error="timeout", retryable=True)
+                out = Outcome(url, error="timeout", retryable=True)
             except (aiohttp.ClientConnectionError, aiohttp.ClientPayloadError) as exc:
-                out = _Outcome(url, error=f"connection_error: {type(exc).__name__}: {exc}", retryable=True)
+                out = Outcome(url, error=f"connection_error: {type(exc).__name__}: {exc}", retryable=True)
             except aiohttp.ClientError as exc:
-                out = _Outcome(url, error=f"client_error: {type(exc).__name__}: {exc}")
+                out = Outcome(url, error=f"client_error: {type(exc).__name__}: {exc}")
             if not out.retryable or attempt > self.cfg.retries:
                 out.attempts = attempt
                 return out
@@ -92,11 +92,11 @@ class _Fetcher:
                 wait = out.retry_after
                 self.hosts.for_url(out.final_url).pause(wait)
             else:
-                wait = _backoff_s(attempt, self.cfg.backoff_s, self.cfg.max_retry_after_s, self.rng)
+                wait = backoff_delay_s(attempt, self.cfg.backoff_s, self.cfg.max_retry_after_s, self.rng)
             log.debug("retrying %s in %.2fs after %s", url, wait, out.error)
             await asyncio.sleep(wait)
 
-    async def follow(self, url: str, kind: FetchKind, check_redirect: RedirectCheck | None) -> _Outcome:
+    async def follow(self, url: str, kind: FetchKind, check_redirect: RedirectCheck | None) -> Outcome:
         """One attempt: request ``url`` and follow redirects by hand, so that an off-site, disallowed or
         already crawled target is never requested."""
         current = url
@@ -106,15 +106,15 @@ class _Fetcher:
                 return out
             target = normalize_url(location, current)
             if target is None:
-                return _Outcome(current, status=out.status, error=f"bad_redirect: {location}")
+                return Outcome(current, status=out.status, error=f"bad_redirect: {location}")
             if check_redirect is not None:
                 refused = await check_redirect(target, out.status)
                 if refused is not None:
                     return refused
             current = target
-        return _Outcome(current, error="too_many_redirects")
+        return Outcome(current, error="too_many_redirects")
 
-    async def request(self, url: str, kind: FetchKind) -> tuple[_Outcome, str | None]:
+    async def request(self, url: str, kind: FetchKind) -> tuple[Outcome, str | None]:
         """One HTTP request under the host's politeness; returns the outcome and a redirect Location."""
         host = self.hosts.for_url(url)
         async with host.slots:
@@ -125,16 +125,16 @@ class _Fetcher:
                 status = resp.status
                 ctype = resp.headers.get("Content-Type")
                 if 300 <= status < 400 and resp.headers.get("Location"):
-                    return _Outcome(url, status=status), resp.headers["Location"]
+                    return Outcome(url, status=status), resp.headers["Location"]
                 if status >= 400 or status < 200:
                     retry_after = None
                     if status in (429, 503):
-                        retry_after = _retry_after(
+                        retry_after = parse_retry_after(
                             resp.headers.get("Retry-After"), self.cfg.max_retry_after_s
                         )
                     retryable = status in (408, 429) or status >= 500
                     resp.close()  # do not download an error body
-                    return _Outcome(
+                    return Outcome(
                         url,
                         status=status,
                         error=f"http_{status}",
@@ -144,11 +144,11 @@ class _Fetcher:
                 mime = (ctype or "").split(";")[0].strip().lower()
                 if kind == "page" and mime and mime not in _HTML_TYPES:
                     resp.close()  # abandon the body unread
-                    return _Outcome(url, status=status, content_type=ctype, error=f"non_html: {mime}"), None
+                    return Outcome(url, status=status, content_type=ctype, error=f"non_html: {mime}"), None
                 limit = {"robots": ROBOTS_MAX_BYTES, "list": MAX_LIST_BYTES}.get(kind, self.cfg.max_bytes)
                 if kind != "robots" and (resp.content_length or 0) > limit:
                     resp.close()
-                    return _Outcome(
+                    return Outcome(
                         url, status=status, content_type=ctype, error=f"too_large: > {limit} bytes"
                     ), None
                 body = bytearray()
@@ -157,14 +157,14 @@ class _Fetcher:
                     if len(body) > limit:
                         resp.close()
                         if kind == "robots":  # parse the first 512 KiB, as RFC 9309 allows
-                            return _Outcome(url, status=status, body=bytes(body[:limit])), None
-                        return _Outcome(
+                            return Outcome(url, status=status, body=bytes(body[:limit])), None
+                        return Outcome(
                             url, status=status, content_type=ctype, error=f"too_large: > {limit} bytes"
                         ), None
-                return _Outcome(url, status=status, content_type=ctype, body=bytes(body)), None
+                return Outcome(url, status=status, content_type=ctype, body=bytes(body)), None
 
 
-def _new_session(sources: SourcesConfig) -> aiohttp.ClientSession:
+def new_session(sources: SourcesConfig) -> aiohttp.ClientSession:
     return aiohttp.ClientSession(
         # Our semaphores bound concurrency; the connector must not add a lower global cap.
         connector=aiohttp.TCPConnector(limit=0, limit_per_host=0, ttl_dns_cache=300),

@@ -7,9 +7,9 @@ import re
 from collections.abc import Iterable
 from urllib.parse import urljoin, urlsplit
 
-from seqlab.data.urls import _normalize_absolute, normalize_url
+from seqlab.data.urls import normalize_absolute, normalize_url
 
-__all__ = ["canonical_url", "extract_links"]
+__all__ = ["canonical_url", "extract_links", "in_domains", "url_origin"]
 
 _HREF = re.compile(r"""<a\s[^>]*?\bhref\s*=\s*(?:"([^"]*)"|'([^']*)'|([^\s"'>]+))""", re.IGNORECASE)
 _BASE_HREF = re.compile(r"""<base\s[^>]*?\bhref\s*=\s*(?:"([^"]*)"|'([^']*)'|([^\s"'>]+))""", re.IGNORECASE)
@@ -35,7 +35,7 @@ def extract_links(html: str, base_url: str) -> list[str]:
         if not href or _SKIP_HREF.match(href):
             continue
         if href.startswith("/") and not href.startswith("//"):
-            link = _normalize_absolute(origin + href)  # the common case, without urljoin
+            link = normalize_absolute(origin + href)  # the common case, without urljoin
         else:
             link = normalize_url(href, base_url)
         if link is not None:
@@ -59,12 +59,12 @@ def canonical_url(html: str, base_url: str) -> str | None:
     return None
 
 
-def _origin(url: str) -> str:
+def url_origin(url: str) -> str:
     """``scheme://netloc`` of a normalized URL (string slicing: this runs for every link)."""
     slash = url.find("/", url.find("//") + 2)
     return url[:slash] if slash > 0 else url
 
 
-def _in_domains(url: str, domains: Iterable[str]) -> bool:
+def in_domains(url: str, domains: Iterable[str]) -> bool:
     host = (urlsplit(url).hostname or "").lower()
     return any(host == d or host.endswith("." + d) for d in domains)

@@ -3,7 +3,7 @@
 Per origin (:class:`_Host`): a semaphore of ``per_host_concurrency`` requests in flight, a minimum spacing
 of ``delay_s`` between request starts (raised by a robots.txt Crawl-delay) and Retry-After pauses that
 hold back every request to it. Between the attempts of one URL: the server's Retry-After
-(:func:`_retry_after`) or exponential backoff with jitter (:func:`_backoff_s`).
+(:func:`parse_retry_after`) or exponential backoff with jitter (:func:`backoff_delay_s`).
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import datetime as dt
 import email.utils
 import random
 
-from seqlab.data.scrape.links import _origin
+from seqlab.data.scrape.links import url_origin
 
 
 class _Host:
@@ -45,7 +45,7 @@ class _Host:
         self.paused_until = max(self.paused_until, asyncio.get_running_loop().time() + seconds)
 
 
-class _Hosts:
+class Hosts:
     """The :class:`_Host` of each origin a crawl talks to, made on first use."""
 
     def __init__(self, concurrency: int, delay_s: float):
@@ -55,14 +55,14 @@ class _Hosts:
 
     def for_url(self, url: str) -> _Host:
         """The politeness state of a normalized URL's origin."""
-        origin = _origin(url)
+        origin = url_origin(url)
         host = self.by_origin.get(origin)
         if host is None:
             host = self.by_origin[origin] = _Host(self.concurrency, self.delay_s)
         return host
 
 
-def _retry_after(value: str | None, cap: float) -> float | None:
+def parse_retry_after(value: str | None, cap: float) -> float | None:
     """Seconds to wait from a Retry-After header (delta-seconds or HTTP date), capped; None if absent."""
     if not value:
         return None
@@ -80,7 +80,7 @@ def _retry_after(value: str | None, cap: float) -> float | None:
     return min(max(seconds, 0.0), cap)
 
 
-def _backoff_s(attempt: int, backoff_s: float, cap: float, rng: random.Random) -> float:
+def backoff_delay_s(attempt: int, backoff_s: float, cap: float, rng: random.Random) -> float:
     """Seconds to wait after failed attempt number ``attempt`` (1-based) when the server named no time:
     exponential backoff with "equal jitter", half fixed, half random."""
     base = min(backoff_s * 2 ** (attempt - 1), cap)

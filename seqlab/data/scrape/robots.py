@@ -8,8 +8,8 @@ disallow all (RFC 9309: "unreachable" - the server says it is in trouble, so we 
 timeouts/connection errors after the retries -> allow all (the pages' own fetches will then fail and be
 recorded, rather than every URL being written off as disallowed).
 
-No aiohttp here: the HTTP is the :class:`~seqlab.data.scrape.fetch._Fetcher` it is given. The ``Sitemap:``
-lines of a robots.txt are kept for the crawler's discovery (:meth:`_Robots.sitemaps`).
+No aiohttp here: the HTTP is the :class:`~seqlab.data.scrape.fetch.Fetcher` it is given. The ``Sitemap:``
+lines of a robots.txt are kept for the crawler's discovery (:meth:`Robots.sitemaps`).
 """
 
 from __future__ import annotations
@@ -18,17 +18,17 @@ import asyncio
 import logging
 import urllib.robotparser
 
-from seqlab.data.scrape.fetch import _Fetcher
-from seqlab.data.scrape.links import _origin
-from seqlab.data.scrape.politeness import _Hosts
+from seqlab.data.scrape.fetch import Fetcher
+from seqlab.data.scrape.links import url_origin
+from seqlab.data.scrape.politeness import Hosts
 
 log = logging.getLogger(__name__)
 
 
-class _Robots:
+class Robots:
     """The robots.txt verdicts of one crawl, one fetch per origin however many workers ask at once."""
 
-    def __init__(self, user_agent: str, obey: bool, hosts: _Hosts, fetcher: _Fetcher):
+    def __init__(self, user_agent: str, obey: bool, hosts: Hosts, fetcher: Fetcher):
         self.user_agent = user_agent
         self.obey = obey
         self.hosts = hosts
@@ -43,7 +43,7 @@ class _Robots:
 
     async def parser(self, url: str) -> urllib.robotparser.RobotFileParser:
         """The parsed robots.txt of ``url``'s origin, fetched once however many workers ask at once."""
-        origin = _origin(url)
+        origin = url_origin(url)
         task = self.tasks.get(origin)
         if task is None:
             task = self.tasks[origin] = asyncio.create_task(self.load(url))
@@ -51,7 +51,7 @@ class _Robots:
 
     async def load(self, url: str) -> urllib.robotparser.RobotFileParser:
         """Fetch and parse the robots.txt of ``url``'s origin (see the module docstring for outcomes)."""
-        robots_url = _origin(url) + "/robots.txt"
+        robots_url = url_origin(url) + "/robots.txt"
         parser = urllib.robotparser.RobotFileParser(robots_url)
         out = await self.fetcher.fetch(robots_url, kind="robots")
         if out.error is None:

@@ -180,15 +180,3 @@ def check_corpus_dir(path: str) -> str:
     if not (local / DATASET_DIR).exists():
         raise _not_a_corpus(path)
     return str(local.resolve())
-
-
-def __getattr__(name: str) -> Any:
-    # `resolve_corpus_dir` lived here; seqlab/lm/finetune.py, seqlab/bench/finetune.py and
-    # tests/lm/test_data.py still import it from here. Served lazily from the layer above (the only edge
-    # from this module upward: tests/test_layers.py allows exactly it) until they import it from
-    # seqlab.corpus_source; then delete this function.
-    if name == "resolve_corpus_dir":
-        from seqlab.corpus_source import resolve_corpus_dir
-
-        return resolve_corpus_dir
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

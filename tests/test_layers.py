@@ -14,19 +14,12 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 
-# The one edge allowed to close a cycle: seqlab.corpus serves the old name `resolve_corpus_dir` from the
-# layer above it until seqlab/lm/finetune.py, seqlab/bench/finetune.py and tests/lm/test_data.py import it
-# from seqlab.corpus_source (files outside this change). Remove it here once the shim is gone.
-ALLOWED_UPWARD = {("seqlab.corpus", "seqlab.corpus_source")}
+# Edges allowed to close a cycle (none: keep it that way).
+ALLOWED_UPWARD: set[tuple[str, str]] = set()
 
 
 # Private names still imported across modules, in files this change could not edit (their owners' work).
-KNOWN_PRIVATE_IMPORTS = {
-    ("seqlab/bench/extract.py", "seqlab.bench.pipeline", "_wait_for_free_cpus"),
-    ("seqlab/bench/finetune.py", "seqlab.lm.train", "_autocast_dtype"),
-    ("seqlab/bench/finetune.py", "seqlab.lm.train", "_param_groups"),
-    ("seqlab/bench/serve.py", "seqlab.bench.servers", "_psutil"),
-}
+KNOWN_PRIVATE_IMPORTS: set[tuple[str, str, str]] = set()
 
 
 def _modules() -> dict[str, Path]:

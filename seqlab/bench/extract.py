@@ -184,7 +184,7 @@ def ray_speed(htmls: list[str], repeat: int) -> None:
     ``repeat`` passes after a warm-up, on a fresh local Ray each (:func:`seqlab.bench.pipeline.local_ray`)."""
     import pandas as pd
 
-    from seqlab.bench.pipeline import _wait_for_free_cpus, local_ray
+    from seqlab.bench.pipeline import local_ray, wait_for_free_cpus
     from seqlab.data.extract import extract_batch
 
     frame = pd.DataFrame({"url": [f"http://site/{i}" for i in range(len(htmls))], "html": htmls})
@@ -196,7 +196,7 @@ def ray_speed(htmls: list[str], repeat: int) -> None:
             source = ray.data.from_pandas(parts)
             best = float("inf")
             for n in range(repeat + 1):  # pass 0 warms the workers up (imports, trafilatura's config)
-                _wait_for_free_cpus(ray, cpus)
+                wait_for_free_cpus(ray, cpus)
                 start = time.perf_counter()
                 source.map_batches(extract_batch, batch_format="pandas", batch_size=16).materialize()
                 if n:

@@ -75,14 +75,14 @@ def bare_loop(spec, blocks, cfg, warmup: int, steps: int, device: str) -> tuple[
     from transformers import get_linear_schedule_with_warmup
 
     from seqlab.lm.model import init_model
-    from seqlab.lm.train import _autocast_dtype, _param_groups
+    from seqlab.lm.train import autocast_dtype, param_groups
 
     t = cfg.train
     model = init_model(spec).to(device).train()
-    optimizer = torch.optim.AdamW(_param_groups(model, t.weight_decay), lr=cfg.effective_lr())
+    optimizer = torch.optim.AdamW(param_groups(model, t.weight_decay), lr=cfg.effective_lr())
     total = warmup + steps
     scheduler = get_linear_schedule_with_warmup(optimizer, min(t.warmup_steps, total // 10), total)
-    amp = _autocast_dtype(t.mixed_precision, torch.device(device))
+    amp = autocast_dtype(t.mixed_precision, torch.device(device))
     data = torch.as_tensor(blocks)
     per_step = t.batch_size * t.grad_accum
     start, cpu_start, tokens = 0.0, 0.0, 0
@@ -118,7 +118,7 @@ def run(args: argparse.Namespace) -> int:
 
     import torch
 
-    from seqlab.corpus import resolve_corpus_dir
+    from seqlab.corpus_source import resolve_corpus_dir
     from seqlab.lm.data import pack_blocks, read_split_texts
     from seqlab.lm.finetune import prepare_model_and_tokenizer
     from seqlab.lm.model import count_parameters, init_model

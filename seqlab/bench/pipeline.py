@@ -107,7 +107,7 @@ def local_ray(num_cpus: int, object_store_memory: int) -> Iterator[Any]:
         configure_logging=False,
     )
     try:
-        _wait_for_free_cpus(ray, num_cpus)
+        wait_for_free_cpus(ray, num_cpus)
         ctx = ray.data.DataContext.get_current()
         ctx.enable_progress_bars = False  # keep the printed table readable
         logging.getLogger("ray.data").setLevel(logging.WARNING)  # no per-pass "Starting execution" lines
@@ -123,7 +123,7 @@ def _drop_no_cpu_warning(record: logging.LogRecord) -> bool:
     return "does not have any available CPUs" not in record.getMessage()
 
 
-def _wait_for_free_cpus(ray: Any, num_cpus: int, timeout_s: float = 60.0) -> None:
+def wait_for_free_cpus(ray: Any, num_cpus: int, timeout_s: float = 60.0) -> None:
     """Wait (untimed) until ``num_cpus`` CPUs are free: the node registers them a moment after init,
     and a finished task's CPU shows as free a moment later. Starting a pass earlier would time that
     lag, and Ray Data warns that the cluster has no CPU."""
@@ -149,7 +149,7 @@ def time_ray_data(
         source = ray.data.from_arrow(tables)  # puts the blocks into the object store (not timed)
 
         def one_pass():
-            _wait_for_free_cpus(ray, num_cpus)  # from_arrow's metadata task / the previous pass (untimed)
+            wait_for_free_cpus(ray, num_cpus)  # from_arrow's metadata task / the previous pass (untimed)
             start = time.perf_counter()
             done = source.map_batches(
                 normalize_batch, batch_format="pyarrow", batch_size=batch_size, zero_copy_batch=True

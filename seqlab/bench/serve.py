@@ -83,10 +83,10 @@ from seqlab.bench.servers import (
     HTTP_TIMEOUT_S,
     PATHS,
     RAY_CPUS,
-    _psutil,
     bare_servers,
     cpu_meter,
     processes_under,
+    psutil_module,
     rss_mb,
     serve_rss_mb,
     serve_servers,
@@ -633,7 +633,7 @@ def run(args: argparse.Namespace) -> int:
         cfg = serve_args(args, **{ROLES[half]: plan["artifact"] for half, plan in plans.items()})
         _progress("starting the bare servers and the Serve app on each path (a local Ray each)")
         with bare_servers(bare_models, root) as bare, serve_servers(cfg, root) as serves:
-            psutil = _psutil()
+            psutil = psutil_module()
             serve_procs = {name: processes_under(pid) for name, (_, pid) in serves.items()}
             for half, plan in plans.items():
                 url, pid, about[half] = bare[half]

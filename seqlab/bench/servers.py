@@ -253,7 +253,7 @@ def bare_servers(artifacts: dict[str, str], log_dir: Path) -> Iterator[dict[str,
                 proc.wait()
 
 
-def _psutil() -> Any:
+def psutil_module() -> Any:
     """psutil: installed, or the copy Ray vendors (``import ray`` puts its thirdparty_files on sys.path)."""
     import importlib
 
@@ -266,7 +266,7 @@ def _psutil() -> Any:
 
 
 def rss_mb(pid: int) -> float:
-    return _psutil().Process(pid).memory_info().rss / 2**20
+    return psutil_module().Process(pid).memory_info().rss / 2**20
 
 
 # Serve's processes by a word of their command line, first match wins; the rest of Ray is "other Ray".
@@ -289,7 +289,7 @@ def processes_under(root: int) -> dict[int, tuple[str, Any]]:
     process of that Ray descends from it; another Ray on the machine does not). Its own part is
     ``driver``. Taken while no load runs, after the app is ready.
     """
-    psutil = _psutil()
+    psutil = psutil_module()
     top = psutil.Process(root)
     found = {root: ("driver", top)}
     for proc in top.children(recursive=True):
@@ -301,7 +301,7 @@ def processes_under(root: int) -> dict[int, tuple[str, Any]]:
 
 def serve_rss_mb(procs: dict[int, tuple[str, Any]]) -> dict[str, float]:
     """RSS (MB) of the Serve proxy and replicas among ``procs``, by part (``Scorer``, ``Ingress``...)."""
-    psutil = _psutil()
+    psutil = psutil_module()
     found = {}
     for part, proc in procs.values():
         if part in SERVING_PARTS:
@@ -318,7 +318,7 @@ def _cpu_seconds(proc: Any) -> float:
 @contextlib.contextmanager
 def cpu_meter(procs: dict[int, tuple[str, Any]]) -> Iterator[dict[int, float]]:
     """CPU seconds each process of ``procs`` spends inside the block, by PID (filled in on exit)."""
-    psutil = _psutil()
+    psutil = psutil_module()
     before = {}
     for pid, (_, proc) in procs.items():
         with contextlib.suppress(psutil.Error):

@@ -31,7 +31,7 @@ from seqlab.artifacts import (
     write_text,
 )
 from seqlab.config import dump_config
-from seqlab.corpus import resolve_corpus_dir
+from seqlab.corpus_source import resolve_corpus_dir
 from seqlab.interrupts import Interrupted
 from seqlab.lm.config import FinetuneJobConfig
 from seqlab.lm.data import pack_blocks, read_split_texts

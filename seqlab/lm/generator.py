@@ -245,7 +245,7 @@ def load_generator(path: str | Path, device: str | None = None) -> Generator:
             gen = load_generator(str(local), device)
             gen.path = path
             return gen
-    local = path.removeprefix("file://")
+    local = artifacts.local_path(path)
     model, tokenizer = load_model_and_tokenizer(local, device)
     try:
         manifest = artifacts.read_manifest(local)

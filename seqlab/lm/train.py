@@ -126,13 +126,13 @@ def tokenize_and_pack_splits(
     return {"input_ids": np.concatenate(ids), "split": np.asarray(splits, dtype=object)}
 
 
-def _param_groups(model: torch.nn.Module, weight_decay: float) -> list[dict[str, Any]]:
+def param_groups(model: torch.nn.Module, weight_decay: float) -> list[dict[str, Any]]:
     decay = [p for p in model.parameters() if p.requires_grad and p.ndim >= 2]
     no_decay = [p for p in model.parameters() if p.requires_grad and p.ndim < 2]
     return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
 
 
-def _autocast_dtype(mode: str, device: torch.device) -> torch.dtype | None:
+def autocast_dtype(mode: str, device: torch.device) -> torch.dtype | None:
     """Mixed precision only on CUDA; ``auto`` prefers bf16 (no loss scaling needed)."""
     if device.type != "cuda" or mode == "no":
         return None
@@ -222,11 +222,11 @@ class _Optimizer:
         t = cfg.train
         self.model, self.device, self.distributed = model, device, distributed
         self.grad_accum, self.grad_clip = t.grad_accum, t.grad_clip
-        self.optimizer = torch.optim.AdamW(_param_groups(model, t.weight_decay), lr=cfg.effective_lr())
+        self.optimizer = torch.optim.AdamW(param_groups(model, t.weight_decay), lr=cfg.effective_lr())
         self.scheduler = get_linear_schedule_with_warmup(
             self.optimizer, plan["warmup_steps"], plan["total_steps"]
         )
-        self.amp_dtype = _autocast_dtype(t.mixed_precision, device)
+        self.amp_dtype = autocast_dtype(t.mixed_precision, device)
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp_dtype == torch.float16)
         if state is not None:
             self.optimizer.load_state_dict(state["optimizer"])

@@ -110,7 +110,7 @@ def _check_artifact(path: str | None, role: str) -> None:
 
     if path is None or artifacts.is_uri(path):
         return
-    local = Path(path.removeprefix("file://"))
+    local = Path(artifacts.local_path(path))
     if not local.is_dir():
         raise ConfigError(f"{role}: {path} is not a directory")
     stage = artifacts.artifact_stage(local)

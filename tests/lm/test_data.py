@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from seqlab.corpus import resolve_corpus_dir
+from seqlab.corpus_source import resolve_corpus_dir
 from seqlab.lm.data import pack_blocks, read_split_texts, tokenize_and_pack
 
 

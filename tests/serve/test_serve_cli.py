@@ -121,9 +121,9 @@ def _answers_http_only_on_loopback(root: int) -> None:
     answers the app's HTTP; HAProxy listens on loopback alone (its frontend, stats page and metrics)."""
     import ipaddress
 
-    from seqlab.bench.servers import _psutil
+    from seqlab.bench.servers import psutil_module
 
-    psutil = _psutil()
+    psutil = psutil_module()
     top = psutil.Process(root)
     haproxy, beyond = [], []
     for proc in [top, *top.children(recursive=True)]:

@@ -21,13 +21,22 @@ from typing import Any
 from fastapi.responses import StreamingResponse
 
 from seqlab.lm.config import DecodingConfig, DecodingParams
-from seqlab.lm.requests import GenerationRequest, PromptFit
+from seqlab.lm.requests import GenerationRequest, PromptFit, StreamEvent
 from seqlab.serve import metrics
 from seqlab.serve.config import ServeArgs
 from seqlab.serve.errors import ApiError, serve_failure, unexpected_failure
 from seqlab.serve.schemas import ModelInfo, Usage
 
-__all__ = ["Deadline", "GeneratorStreams", "Serving", "ServingContext", "sse", "stream_response", "usage"]
+__all__ = [
+    "Collected",
+    "Deadline",
+    "GeneratorStreams",
+    "Serving",
+    "ServingContext",
+    "sse",
+    "stream_response",
+    "usage",
+]
 
 Handle = Any  # a ray.serve DeploymentHandle (typed loosely: the serving classes never import Ray)
 
@@ -153,6 +162,19 @@ class Serving:
         self.limits = ctx.limits
 
 
+class Collected:
+    """What a request's candidates have produced so far: text, finish reason, completion tokens."""
+
+    def __init__(self, n: int) -> None:
+        self.texts, self.reasons, self.tokens = [""] * n, ["length"] * n, [0] * n
+
+    def add(self, events: list[StreamEvent]) -> None:
+        for ev in events:
+            self.texts[ev.index] += ev.text
+            if ev.finish_reason is not None:
+                self.reasons[ev.index], self.tokens[ev.index] = ev.finish_reason, ev.completion_tokens
+
+
 class GeneratorStreams(Serving):
     """Opening and collecting generator streams, for the routes that generate text."""
 
@@ -222,24 +244,18 @@ class GeneratorStreams(Serving):
             raise
         return fits, streams
 
-    async def collect(
-        self, request: GenerationRequest, stream: Any, deadline: Deadline
-    ) -> tuple[list[str], list[str], list[int]]:
+    async def collect(self, request: GenerationRequest, stream: Any, deadline: Deadline) -> Collected:
         """A whole stream: per candidate its text, finish reason and completion tokens."""
-        n = request.config.num_candidates
-        texts, reasons, tokens = [""] * n, ["length"] * n, [0] * n
+        got = Collected(request.config.num_candidates)
         try:
             async with aclosing(deadline.events(stream, "generator")) as messages:
                 async for events in messages:
-                    for ev in events:
-                        texts[ev.index] += ev.text
-                        if ev.finish_reason is not None:
-                            reasons[ev.index], tokens[ev.index] = ev.finish_reason, ev.completion_tokens
+                    got.add(events)
         except ApiError:
             raise
         except Exception as exc:
             raise unexpected_failure(exc, "generator") from None
-        return texts, reasons, tokens
+        return got
 
 
 def usage(prompt_tokens: int, completion_tokens: int) -> Usage:

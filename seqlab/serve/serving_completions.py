@@ -66,15 +66,15 @@ class ServingCompletions(GeneratorStreams):
             *(self.collect(r, s, deadline) for r, s in zip(requests, streams, strict=True))
         )
         choices, completion_tokens = [], 0
-        for p_idx, (texts, reasons, tokens) in enumerate(results):
-            for c_idx, (text, reason) in enumerate(zip(texts, reasons, strict=True)):
+        for p_idx, got in enumerate(results):
+            for c_idx, (text, reason) in enumerate(zip(got.texts, got.reasons, strict=True)):
                 prefix = echoed[p_idx] if body.echo else ""
                 choices.append(
                     CompletionChoice(
                         index=p_idx * params.num_candidates + c_idx, text=prefix + text, finish_reason=reason
                     )
                 )
-            completion_tokens += sum(tokens)
+            completion_tokens += sum(got.tokens)
         return CompletionResponse(
             id=completion_id,
             created=created,

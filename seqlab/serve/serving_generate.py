@@ -8,7 +8,15 @@ from typing import Any
 from seqlab.lm.requests import GenerationRequest, PromptFit
 from seqlab.serve.errors import ApiError
 from seqlab.serve.schemas import GenerateCandidate, GenerateRequest, GenerateResponse
-from seqlab.serve.serving import Deadline, GeneratorStreams, ServingContext, sse, stream_response, usage
+from seqlab.serve.serving import (
+    Collected,
+    Deadline,
+    GeneratorStreams,
+    ServingContext,
+    sse,
+    stream_response,
+    usage,
+)
 from seqlab.serve.serving_score import ServingScore
 
 __all__ = ["ServingGenerate"]
@@ -37,49 +45,39 @@ class ServingGenerate(GeneratorStreams):
         fit, stream = await self.open(request, "prompt", deadline)
         if body.stream:
             return stream_response(self._stream(request, stream, body.rerank, fit, deadline))
-        texts, reasons, tokens = await self.collect(request, stream, deadline)
-        return await self._answer(texts, reasons, tokens, body.rerank, fit, deadline)
+        return await self._answer(await self.collect(request, stream, deadline), body.rerank, fit, deadline)
 
     async def _answer(
-        self,
-        texts: list[str],
-        reasons: list[str],
-        tokens: list[int],
-        rerank: bool,
-        fit: PromptFit,
-        deadline: Deadline,
+        self, got: Collected, rerank: bool, fit: PromptFit, deadline: Deadline
     ) -> GenerateResponse:
-        scores: list[float | None] = [None] * len(texts)
+        scores: list[float | None] = [None] * len(got.texts)
         if rerank:
-            scores = list(await self.scoring.scores(texts, deadline))
+            scores = list(await self.scoring.scores(got.texts, deadline))
         candidates = [
             GenerateCandidate(text=t, score=s, finish_reason=r)
-            for t, s, r in zip(texts, scores, reasons, strict=True)
+            for t, s, r in zip(got.texts, scores, got.reasons, strict=True)
         ]
         if rerank:
             candidates.sort(key=lambda c: -(c.score or 0.0))
         return GenerateResponse(
             candidates=candidates,
             model=self.ctx.model_info("generator"),
-            usage=usage(fit.tokens, sum(tokens)),
+            usage=usage(fit.tokens, sum(got.tokens)),
             prompt_truncated=fit.truncated,
         )
 
     async def _stream(
         self, request: GenerationRequest, stream: Any, rerank: bool, fit: PromptFit, deadline: Deadline
     ) -> AsyncIterator[str]:
-        n = request.config.num_candidates
-        texts, reasons, tokens = [""] * n, ["length"] * n, [0] * n
+        got = Collected(request.config.num_candidates)
         try:
             async with aclosing(deadline.events(stream, "generator")) as messages:
                 async for events in messages:
                     for e in events:
-                        texts[e.index] += e.text
                         if e.text:
                             yield sse({"index": e.index, "text": e.text})
-                        if e.finish_reason is not None:
-                            reasons[e.index], tokens[e.index] = e.finish_reason, e.completion_tokens
-            answer = await self._answer(texts, reasons, tokens, rerank, fit, deadline)
+                    got.add(events)
+            answer = await self._answer(got, rerank, fit, deadline)
             yield sse({"done": True, **answer.model_dump()})
         except ApiError as exc:
             yield sse(exc.body())

@@ -14,10 +14,7 @@ thread so its event loop keeps taking requests while the model computes.
 from __future__ import annotations
 
 import asyncio
-import collections
-import itertools
 import logging
-import time
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -102,60 +99,33 @@ class ScorerDeployment:
         }
 
 
-def _merge(into: dict[int, Any], events: list[Any]) -> bool:
-    """Add one step's events to a request's pending message (texts joined per candidate); any finish?"""
-    finishing = False
-    for ev in events:
-        if ev.index in into:
-            ev = _join(into[ev.index], ev)
-        into[ev.index] = ev
-        finishing = finishing or ev.finish_reason is not None
-    return finishing
-
-
-def _join(first: Any, second: Any) -> Any:
-    from seqlab.lm.requests import StreamEvent
-
-    return StreamEvent(
-        first.index,
-        first.text + second.text,
-        second.finish_reason or first.finish_reason,
-        second.completion_tokens or first.completion_tokens,
-    )
-
-
 @serve.deployment(name="Generator")
 class GeneratorDeployment:
     """Loads a generator artifact; ``stream(request)`` yields its prompt's fit, then its text events.
 
-    Continuous batching (as vLLM and TGI schedule): one decoding loop per replica runs every request
-    that is in flight in one forward pass per step, and a request that arrives mid-flight joins at
-    the next step instead of waiting for the running batch to end (``DecodeSession``); a finished or
-    abandoned request leaves at once. Up to ``max_batch_size`` rows decode together; the rest wait.
-
-    The loop decodes in a worker thread, so the replica's event loop keeps taking requests. Steps are
-    merged into one message per request every ``stream_interval_s`` (each message crosses the handle,
-    the ingress and the proxy), except that a request's first text, its finish, and a newcomer waiting
-    to join end the message at once.
+    A thin Serve wrapper: continuous batching itself (who decodes together, when each request's text is
+    sent) is :class:`seqlab.lm.scheduler.Scheduler`, which advances in a worker thread so the replica's
+    event loop keeps taking requests. The event loop only submits and cancels through the scheduler's
+    thread-safe inbox, and hands each advance's messages to the callers' queues. A message crosses the
+    handle, the ingress and the proxy, so steps are merged into one per request every
+    ``stream_interval_s`` (its first text and its finish go at once).
     """
 
     def __init__(self, path: str, device: str, num_cpus: float, batch: dict[str, Any]) -> None:
         import torch
 
         from seqlab.lm.generator import load_generator
+        from seqlab.lm.scheduler import Scheduler
 
         torch.set_num_threads(max(1, int(num_cpus)))
         self.options = BatchOptions.model_validate(batch)
         self.device = pick_device(device)
         self.generator = load_generator(path, device=self.device)
         self.path = path
-        self.session = self.generator.session()
-        self._keys = itertools.count()
-        self._waiting: collections.deque[tuple[int, Any, list[int]]] = collections.deque()
-        self._cancelled: list[int] = []
-        self._queues: dict[int, asyncio.Queue] = {}
-        self._pending: dict[int, dict[int, Any]] = {}  # decoding thread: unsent events per request
-        self._due: dict[int, float] = {}  # decoding thread: when each request's next message may go
+        self.scheduler = Scheduler(
+            self.generator.session, self.options.max_batch_size, self.options.stream_interval_s
+        )
+        self._queues: dict[int, asyncio.Queue] = {}  # event loop only: each caller's messages
         self._wake: asyncio.Event | None = None
         self._loop: asyncio.Task | None = None
         log.info("generator %s loaded on %s", path, self.device)
@@ -168,9 +138,9 @@ class GeneratorDeployment:
         ids, truncated = self.generator.encode(request.prompt, request.config.max_new_tokens)
         as_text = None if isinstance(request.prompt, str) else self.generator.tokenizer.decode(ids)
         yield PromptFit(len(ids), truncated, as_text)
-        key, queue = next(self._keys), asyncio.Queue()
+        queue: asyncio.Queue = asyncio.Queue()
+        key = self.scheduler.submit(request, ids)
         self._queues[key] = queue
-        self._waiting.append((key, request, ids))
         self._start()
         try:
             while True:
@@ -182,7 +152,7 @@ class GeneratorDeployment:
                 yield item
         finally:
             if self._queues.pop(key, None) is not None:  # the caller left before the end: stop decoding it
-                self._cancelled.append(key)
+                self.scheduler.cancel(key)
                 self._start()
 
     def _start(self) -> None:
@@ -193,33 +163,27 @@ class GeneratorDeployment:
             self._loop = asyncio.get_running_loop().create_task(self._run())
 
     async def _run(self) -> None:
+        """The bridge: the scheduler advances in a worker thread; its messages go to the callers' queues."""
         assert self._wake is not None
         while True:
-            if not len(self.session) and not self._waiting:
+            if self.scheduler.idle():
                 self._wake.clear()
-                if self._cancelled:
-                    self._cancelled.clear()
                 await self._wake.wait()
                 if self.options.batch_wait_timeout_s:  # idle: let simultaneous arrivals share one prefill
                     await asyncio.sleep(self.options.batch_wait_timeout_s)
-            admit = self._admissible()
-            cancelled, self._cancelled = self._cancelled, []
             try:
-                messages, finished, failed = await asyncio.to_thread(self._advance, admit, cancelled)
+                advanced = await asyncio.to_thread(self.scheduler.advance)
             except Exception as exc:  # the model failed: every request in flight fails with it
                 log.exception("generator decoding failed")
-                for key in [*self.session.texts, *(k for k, _, _ in admit)]:
+                for key in self.scheduler.abort():
                     self._put(key, exc)
                     self._put(key, None)
-                self.session = self.generator.session()
-                self._pending.clear()
-                self._due.clear()
                 continue
-            for key, events in messages.items():
+            for key, events in advanced.messages.items():
                 self._put(key, events)
-            for key, exc in failed:
+            for key, exc in advanced.failed:
                 self._put(key, exc)
-            for key in [*finished, *(k for k, _ in failed)]:
+            for key in advanced.ended():
                 self._put(key, None)
 
     def _put(self, key: int, item: Any) -> None:
@@ -228,69 +192,6 @@ class GeneratorDeployment:
             queue.put_nowait(item)
         if item is None:
             self._queues.pop(key, None)
-
-    def _admissible(self) -> list[tuple[int, Any, list[int]]]:
-        """Waiting requests that fit under ``max_batch_size`` rows now (one at least when idle)."""
-        admit, rows = [], self.session.rows
-        while self._waiting and self.session.accepts():
-            key, request, ids = self._waiting[0]
-            n = request.config.num_candidates
-            if rows + n > self.options.max_batch_size and (rows or admit):
-                break
-            self._waiting.popleft()
-            if key in self._queues:  # not abandoned while it waited
-                admit.append((key, request, ids))
-                rows += n
-        return admit
-
-    def _room_for_next(self) -> bool:
-        try:
-            _, request, _ = self._waiting[0]
-        except IndexError:
-            return False
-        return self.session.rows + request.config.num_candidates <= self.options.max_batch_size
-
-    def _advance(
-        self, admit: list[tuple[int, Any, list[int]]], cancelled: list[int]
-    ) -> tuple[dict[int, list[Any]], list[int], list[tuple[int, Exception]]]:
-        """Decoding thread: admit, then decode until some request's message is due (class docstring).
-
-        Each request keeps its own schedule: its text is sent every ``stream_interval_s``, and at once
-        when it is its first text or its finish; the other requests' text keeps accumulating.
-        """
-        for key in cancelled:
-            self.session.cancel(key)
-            self._pending.pop(key, None)
-        failed = []
-        for key, request, ids in admit:
-            try:
-                self.session.add(key, request, ids)
-                self._pending[key] = {}
-                self._due[key] = 0.0  # its first text goes out at once: time to first token
-            except ValueError as exc:
-                failed.append((key, exc))
-        due: set[int] = set()
-        finished: list[int] = []
-        while len(self.session) and not due:
-            now = time.monotonic()
-            for key, events in self.session.step():
-                pending = self._pending.setdefault(key, {})
-                if _merge(pending, events) or key not in self.session.texts:
-                    finished.append(key)
-                    due.add(key)
-                elif any(ev.text for ev in pending.values()) and now >= self._due.get(key, 0.0):
-                    due.add(key)
-            if self._room_for_next() or self._cancelled:
-                break
-        messages = {}
-        for key in due:
-            messages[key] = list(self._pending.pop(key, {}).values())
-            self._due[key] = time.monotonic() + self.options.stream_interval_s
-            self._pending[key] = {}
-        for key in finished:
-            self._pending.pop(key, None)
-            self._due.pop(key, None)
-        return messages, [k for k in finished if k not in self.session.texts], failed
 
     async def score(self, request: Any) -> list[Any]:
         """:class:`~seqlab.lm.requests.ScoredChoice` list of a
@@ -319,7 +220,7 @@ class GeneratorDeployment:
 
     def stats(self) -> dict[str, int]:
         """Queue depth and batch size right now (for ``/metrics``)."""
-        return {"waiting": len(self._waiting), "running_rows": self.session.rows}
+        return self.scheduler.stats()
 
     def describe(self) -> dict[str, Any]:
         return {

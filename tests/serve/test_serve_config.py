@@ -213,7 +213,7 @@ def test_generator_replica_batches_continuously(artifacts):
                 break
             await asyncio.sleep(0.001)
         assert not first.done(), "the long request must still be decoding when the others arrive"
-        rows_while_alone = replica.session.rows
+        rows_while_alone = replica.scheduler.session.rows
         second = asyncio.create_task(_drain(replica.stream(short), log, "short"))
         await asyncio.sleep(0)
         waiting = asyncio.create_task(_drain(replica.stream(third), log, "third"))
@@ -228,7 +228,7 @@ def test_generator_replica_batches_continuously(artifacts):
     assert order.index("third") > order.index("short"), "max_batch_size=2: the third waited for a free row"
     for request, text in zip((long, short, third), texts, strict=True):
         assert text == replica.generator.generate(request.prompt, request.config)[0].text
-    assert len(replica.session) == 0 and not replica._queues
+    assert len(replica.scheduler.session) == 0 and not replica._queues
 
 
 def test_generator_replica_drops_an_abandoned_request(artifacts):
@@ -244,13 +244,13 @@ def test_generator_replica_drops_an_abandoned_request(artifacts):
     async def main():
         stream = replica.stream(request)
         got = [await stream.__anext__() for _ in range(3)]  # the fit and two messages
-        busy = replica.session.rows
+        busy = replica.scheduler.session.rows
         await stream.aclose()
         for _ in range(200):
-            if not len(replica.session):
+            if not len(replica.scheduler.session):
                 break
             await asyncio.sleep(0.01)
-        return got, busy, len(replica.session)
+        return got, busy, len(replica.scheduler.session)
 
     got, busy, after = asyncio.run(main())
     assert busy == 1 and after == 0

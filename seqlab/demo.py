@@ -269,7 +269,10 @@ def _finetune(cfg: DemoConfig, out: Path, corpus: str, n: int) -> dict:
         f"({untrained / trained:.1f}x lower), {metrics['steps']} steps, {metrics['tokens_per_s']:.0f} tokens/s"
     )
     for strategy, row in metrics.get("decoding", {}).items():
-        print(f"  decoding {strategy:<12} distinct-2 {row['distinct_2']:.2f}  BLEU {row['bleu']:.2f}")
+        print(
+            f"  decoding {strategy:<12} distinct-2 {row['distinct_2']:.2f}  BLEU {row['bleu']:.2f}  "
+            f"real words {row.get('real_words', float('nan')):.2f}"
+        )
     return {
         "test_perplexity": trained,
         "test_perplexity_untrained": untrained,

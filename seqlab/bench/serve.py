@@ -109,6 +109,7 @@ SCORER_BATCH = 128  # texts per scorer batch: 32 requests of 4 texts
 # at concurrency 32 here (the proxy and the ingress, not the batch, bound throughput), and 5 ms keeps the
 # latency at concurrency 1 low.
 SCORER_WAIT_S = 0.005
+SCORER_PLACEMENT = "ingress"  # ServeArgs.scorer_placement for the benchmark's app
 GENERATOR_BATCH = 8  # generation rows decoded together: all 8 clients of the top level
 # How long an idle generator replica waits before it starts decoding. With continuous batching a request
 # that arrives mid-flight joins at the next step, so there is nothing to wait for (with static batches,
@@ -137,6 +138,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--replica-cpus", type=float, default=REPLICA_CPUS, help="CPUs per model replica")
     parser.add_argument("--scorer-batch", type=int, default=SCORER_BATCH, help="texts per scorer batch")
     parser.add_argument("--scorer-wait", type=float, default=SCORER_WAIT_S, help="scorer batch wait (s)")
+    parser.add_argument(
+        "--scorer-placement",
+        choices=("deployment", "ingress"),
+        default=SCORER_PLACEMENT,
+        help="the scorer in replicas of its own, or in the ingress replica (ServeArgs.scorer_placement)",
+    )
     parser.add_argument("--generator-batch", type=int, default=GENERATOR_BATCH, help="rows per decode batch")
     parser.add_argument(
         "--generator-wait",
@@ -373,6 +380,7 @@ def serve_args(args: argparse.Namespace, scorer: str | None = None, generator: s
             "scorer_deployment": replica,
             "generator_deployment": {**replica, "max_ongoing_requests": max(32, args.generator_batch)},
             "scorer_batch": {"max_batch_size": args.scorer_batch, "batch_wait_timeout_s": args.scorer_wait},
+            "scorer_placement": args.scorer_placement,
             "generator_batch": {
                 "max_batch_size": args.generator_batch,
                 "batch_wait_timeout_s": args.generator_wait,
@@ -651,8 +659,9 @@ def run(args: argparse.Namespace) -> int:
         f"{load_start[1]:.2f} {load_start[2]:.2f} at start; {models}"
     )
     print(
-        f"Serve: one app serving both models per path, each on a local Ray of {RAY_CPUS} CPUs; ingress 0 CPUs; model replica {args.replica_cpus:g} CPU(s) "
-        f"= torch threads; scorer batch {args.scorer_batch} texts / wait {args.scorer_wait * 1000:g} ms; "
+        f"Serve: one app serving both models per path, each on a local Ray of {RAY_CPUS} CPUs; ingress 0 CPUs (plus the scorer's when it holds it); model replica {args.replica_cpus:g} CPU(s) "
+        f"= torch threads; scorer in the {args.scorer_placement}, batch {args.scorer_batch} texts / wait "
+        f"{args.scorer_wait * 1000:g} ms; "
         f"generator batch {args.generator_batch} rows / wait {args.generator_wait * 1000:g} ms. "
         f"Bare: uvicorn, 1 torch thread, one request at a time. Per level: {args.requests} score / "
         f"{args.completion_requests} completion requests or {args.seconds:g} s"

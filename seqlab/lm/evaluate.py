@@ -10,6 +10,7 @@ for open-ended generation — read it together with distinct-n (higher = less re
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -28,6 +29,9 @@ __all__ = [
     "distinct_n",
     "evaluate_strategies",
     "perplexity",
+    "real_word_share",
+    "vocabulary",
+    "words_of",
 ]
 
 # Name -> options of the decoding presets compared in the report; defined once, in seqlab.lm.config.
@@ -64,6 +68,26 @@ def distinct_n(texts: Sequence[str], n: int) -> float:
         words = text.split()
         grams.extend(tuple(words[i : i + n]) for i in range(len(words) - n + 1))
     return len(set(grams)) / len(grams) if grams else 0.0
+
+
+_PUNCT = re.compile(r"[^\w]+")
+
+
+def words_of(text: str) -> list[str]:
+    """``text``'s words without their punctuation (``"الإنترنت."`` -> ``"الإنترنت"``); digits count."""
+    return [w for w in (_PUNCT.sub("", word) for word in text.split()) if w]
+
+
+def vocabulary(texts: Sequence[str]) -> frozenset[str]:
+    """Every word of ``texts`` (:func:`words_of`): the training text a generator learned its words from."""
+    return frozenset(w for text in texts for w in words_of(text))
+
+
+def real_word_share(texts: Sequence[str], known: frozenset[str]) -> float:
+    """Share of the words of ``texts`` that occur in ``known`` (a model's training vocabulary): how much of
+    what a generator writes is words, not invented strings. NaN when ``texts`` hold no word."""
+    words = [w for text in texts for w in words_of(text)]
+    return sum(w in known for w in words) / len(words) if words else math.nan
 
 
 def bleu(hypotheses: Sequence[str], references: Sequence[str]) -> float:
@@ -119,8 +143,10 @@ def evaluate_strategies(
     held_out: ContinuationSet,
     strategies: Sequence[str],
     seed: int = 0,
+    known: frozenset[str] = frozenset(),
 ) -> list[dict[str, Any]]:
-    """BLEU and distinct-1/2 of each decoding preset's continuations (plus a ``reference`` row).
+    """BLEU, distinct-1/2 and :func:`real_word_share` (against ``known``, the training vocabulary) of each
+    decoding preset's continuations (plus a ``reference`` row).
 
     All prompts have the same length, so each preset decodes them as one batch.
     """
@@ -135,6 +161,7 @@ def evaluate_strategies(
                 "bleu": bleu(texts, held_out.references),
                 "distinct_1": distinct_n(texts, 1),
                 "distinct_2": distinct_n(texts, 2),
+                "real_words": real_word_share(texts, known),
                 "sample": texts[0],
             }
         )
@@ -145,6 +172,7 @@ def evaluate_strategies(
             "bleu": 100.0 * bool(refs),
             "distinct_1": distinct_n(refs, 1),
             "distinct_2": distinct_n(refs, 2),
+            "real_words": real_word_share(refs, known),
             "sample": refs[0],
         }
     )

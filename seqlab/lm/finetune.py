@@ -115,7 +115,7 @@ def _held_out_blocks(tokenizer: Any, texts: list[str], block_size: int, cap: int
 
 
 def _evaluate(cfg: FinetuneJobConfig, spec: ModelSpec, tokenizer: Any, corpus_dir: str, model_dir: str):
-    from seqlab.lm.evaluate import continuation_set, evaluate_strategies, perplexity
+    from seqlab.lm.evaluate import continuation_set, evaluate_strategies, perplexity, vocabulary
 
     texts = read_split_texts(corpus_dir, "test", cfg.data.text_column, cfg.data.max_docs)
     if not texts:
@@ -126,7 +126,8 @@ def _evaluate(cfg: FinetuneJobConfig, spec: ModelSpec, tokenizer: Any, corpus_di
     ppl = {"untrained": perplexity(init_model(spec), blocks), "trained": perplexity(trained, blocks)}
     e = cfg.eval
     held_out = continuation_set(tokenizer, texts, e.prompt_tokens, e.continuation_tokens, e.num_prompts)
-    rows = evaluate_strategies(trained, tokenizer, held_out, e.strategies, seed=cfg.train.seed)
+    known = vocabulary(read_split_texts(corpus_dir, "train", cfg.data.text_column, cfg.data.max_docs))
+    rows = evaluate_strategies(trained, tokenizer, held_out, e.strategies, seed=cfg.train.seed, known=known)
     return ppl, rows, len(blocks), len(held_out.references)
 
 
@@ -210,7 +211,9 @@ def _evaluate_and_report(
         "test_perplexity_untrained": ppl["untrained"],
         "tokens_per_s": sum(steady) / len(steady),
         "parameters": n_params,
-        "decoding": {r["strategy"]: {k: r[k] for k in ("bleu", "distinct_1", "distinct_2")} for r in rows},
+        "decoding": {
+            r["strategy"]: {k: r[k] for k in ("bleu", "distinct_1", "distinct_2", "real_words")} for r in rows
+        },
     }
     summary = {
         "model source": f"{spec.source} ({spec.base_model or 'GPT2Config from the job config'})",

@@ -69,15 +69,16 @@ def write_report(
         "## Decoding strategies on held-out continuations",
         "",
         "BLEU (sacrebleu, intl tokenization) of each strategy's continuation against the text that really "
-        "followed the prompt; distinct-n = unique word n-grams / all n-grams (higher = less repetitive). "
+        "followed the prompt; distinct-n = unique word n-grams / all n-grams (higher = less repetitive); "
+        "real words = share of the words written that occur in the training text (lower = invented strings). "
         "The `reference` row is the human continuations themselves.",
         "",
-        "| strategy | BLEU | distinct-1 | distinct-2 | first continuation |",
-        "| --- | ---: | ---: | ---: | --- |",
+        "| strategy | BLEU | distinct-1 | distinct-2 | real words | first continuation |",
+        "| --- | ---: | ---: | ---: | ---: | --- |",
     ]
     lines += [
         f"| {r['strategy']} | {r['bleu']:.2f} | {r['distinct_1']:.3f} | {r['distinct_2']:.3f} | "
-        f"{_cell(r['sample'])} |"
+        f"{r.get('real_words', float('nan')):.3f} | {_cell(r['sample'])} |"
         for r in strategies
     ]
     path = report_dir / "report.md"

@@ -37,7 +37,7 @@ def build_app(args: ServeArgs) -> serve.Application:
     cfg = load_args(args)
     plain = cfg.model_dump(mode="json")
     scorer = generator = None
-    if cfg.scorer:
+    if cfg.scorer and cfg.scorer_placement == "deployment":
         opts = cfg.scorer_deployment
         scorer = ScorerDeployment.options(**opts.serve_options()).bind(
             cfg.scorer, cfg.device, opts.num_cpus, cfg.scorer_batch.model_dump()
@@ -48,6 +48,11 @@ def build_app(args: ServeArgs) -> serve.Application:
             cfg.generator, cfg.device, opts.num_cpus, cfg.generator_batch.model_dump()
         )
     ingress_options = cfg.ingress.serve_options()
+    if cfg.scorer and cfg.scorer_placement == "ingress":  # each ingress replica holds a scorer
+        actor = ingress_options["ray_actor_options"]
+        actor["num_cpus"] = actor.get("num_cpus", 0) + cfg.scorer_deployment.num_cpus
+        if cfg.scorer_deployment.num_gpus:
+            actor["num_gpus"] = actor.get("num_gpus", 0) + cfg.scorer_deployment.num_gpus
     # Serve's access log: one line per request with its id, status and duration
     ingress_options["logging_config"] = {"enable_access_log": cfg.log_requests}
     ingress_options["backpressure_config"] = {

@@ -172,6 +172,13 @@ class ServeArgs(Config):
     scorer_deployment: DeploymentOptions = Field(
         default_factory=_scorer_defaults, description="the scorer's replicas"
     )
+    scorer_placement: Literal["deployment", "ingress"] = Field(
+        "deployment",
+        description="'deployment': the scorer has replicas of its own, scaled apart from the ingress; "
+        "'ingress': each ingress replica loads the scorer and scores in its own process (one hop and one "
+        "serialization fewer per request; scorer_deployment's num_cpus/num_gpus are added to the ingress's, "
+        "its other fields are not used)",
+    )
     generator_deployment: DeploymentOptions = Field(
         default_factory=_generator_defaults, description="the generator's replicas"
     )
@@ -191,7 +198,11 @@ class ServeArgs(Config):
             parts["scorer"] = self.scorer_deployment
         if self.generator:
             parts["generator"] = self.generator_deployment
-        return {name: d.num_cpus * d.min_replicas for name, d in parts.items()}
+        needed = {name: d.num_cpus * d.min_replicas for name, d in parts.items()}
+        if self.scorer and self.scorer_placement == "ingress":  # the ingress replicas hold the scorer
+            needed["ingress"] += self.scorer_deployment.num_cpus * self.ingress.min_replicas
+            del needed["scorer"]
+        return needed
 
     retry_after_s: float = Field(1.0, ge=0, description="Retry-After sent with overload answers")
     log_requests: bool = Field(

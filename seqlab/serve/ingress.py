@@ -8,8 +8,10 @@ is :mod:`seqlab.serve.schemas`; errors are :mod:`seqlab.serve.errors` (one JSON 
 """
 
 import functools
+import inspect
 import logging
 import os
+import types
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -76,6 +78,34 @@ def playground_html() -> str:
     return (files("seqlab.serve") / "playground" / "index.html").read_text(encoding="utf-8")
 
 
+def local_scorer(args: ServeArgs) -> "LocalHandle":
+    """The scorer in this ingress replica (``scorer_placement: ingress``), batched as its deployment is."""
+    from seqlab.serve.deployments import ScorerDeployment
+
+    opts = args.scorer_deployment
+    model = ScorerDeployment.func_or_class(
+        args.scorer, args.device, opts.num_cpus, args.scorer_batch.model_dump()
+    )
+    return LocalHandle(model)
+
+
+class LocalHandle:
+    """An object in this process, called the way a Serve handle is: ``handle.method.remote(*args)``
+    returns an awaitable (so the serving classes do not care where the model runs)."""
+
+    def __init__(self, target: Any) -> None:
+        self._target = target
+
+    def __getattr__(self, name: str) -> Any:
+        method = getattr(self._target, name)
+
+        async def call(*args: Any, **kwargs: Any) -> Any:
+            result = method(*args, **kwargs)
+            return await result if inspect.isawaitable(result) else result
+
+        return types.SimpleNamespace(remote=call)
+
+
 @serve.deployment(name="Ingress")
 @serve.ingress(api)
 class Ingress:
@@ -88,6 +118,8 @@ class Ingress:
         args: dict[str, Any],
     ) -> None:
         self.args = ServeArgs.model_validate(args)
+        if self.args.scorer and self.args.scorer_placement == "ingress":
+            scorer = local_scorer(self.args)
         ctx = ServingContext(scorer, generator, self.args)
         self.scoring = ServingScore(ctx)
         self.generation = ServingGenerate(ctx, self.scoring)

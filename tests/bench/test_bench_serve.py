@@ -147,10 +147,11 @@ def test_bench_serve_prints_rows_and_ratios_with_positive_figures():
         assert "ProxyActor" in cpu.group(3) and "HAProxy" in cpu.group(5), out  # each path's own front
     memory = re.search(r"memory \(RSS after load\): (.+)", out)
     assert memory, out
+    scorer_part = "Scorer" if bench.SCORER_PLACEMENT == "deployment" else "Ingress"  # where the scorer runs
     for label in (
         "score server",
         "completions server",
-        "Scorer",
+        scorer_part,
         "Generator",
         "Ingress",
         "ProxyActor",

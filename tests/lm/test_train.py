@@ -17,7 +17,7 @@ import torch
 
 from seqlab.config import load_config
 from seqlab.lm.config import FinetuneJobConfig
-from seqlab.lm.train import _autocast_dtype, plan_steps
+from seqlab.lm.train import autocast_dtype, plan_steps
 
 TINY = [
     "--data.block_size=32",
@@ -48,10 +48,10 @@ def test_plan_steps_scales_warmup_and_caps_steps():
 
 
 def test_mixed_precision_only_on_cuda():
-    assert _autocast_dtype("auto", torch.device("cpu")) is None
-    assert _autocast_dtype("bf16", torch.device("cpu")) is None
-    assert _autocast_dtype("fp16", torch.device("cuda")) is torch.float16
-    assert _autocast_dtype("no", torch.device("cuda")) is None
+    assert autocast_dtype("auto", torch.device("cpu")) is None
+    assert autocast_dtype("bf16", torch.device("cpu")) is None
+    assert autocast_dtype("fp16", torch.device("cuda")) is torch.float16
+    assert autocast_dtype("no", torch.device("cuda")) is None
 
 
 def _history(out) -> list[dict]:

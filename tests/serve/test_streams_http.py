@@ -26,7 +26,9 @@ def url(deploy):
 
 
 def _body(max_tokens: int, stream: bool) -> dict:
-    return {"model": "seqlab-generator", "prompt": PROMPT, "max_tokens": max_tokens, "stream": stream}
+    # greedy: the same text every run (sampling may end at an early end-of-text)
+    body = {"model": "seqlab-generator", "prompt": PROMPT, "max_tokens": max_tokens, "temperature": 0}
+    return {**body, "stream": stream}
 
 
 def _completion_seconds(url: str, max_tokens: int) -> tuple[float, int]:

@@ -92,7 +92,7 @@ class Scorer:
         check_texts(texts)
         return [not has_arabic(t) for t in texts]
 
-    @torch.no_grad()
+    @torch.inference_mode()
     def predict(self, texts: Sequence[str], batch_size: int = 64) -> list[float]:
         """Score raw texts; returns one float in [0, 10] per text, in input order.
 

@@ -9,7 +9,7 @@ from urllib.parse import urljoin, urlsplit
 
 from seqlab.data.urls import normalize_absolute, normalize_url
 
-__all__ = ["canonical_url", "extract_links", "in_domains", "url_origin"]
+__all__ = ["canonical_url", "extract_links", "in_domains", "link_contexts", "url_origin", "visible_text"]
 
 _HREF = re.compile(r"""<a\s[^>]*?\bhref\s*=\s*(?:"([^"]*)"|'([^']*)'|([^\s"'>]+))""", re.IGNORECASE)
 _BASE_HREF = re.compile(r"""<base\s[^>]*?\bhref\s*=\s*(?:"([^"]*)"|'([^']*)'|([^\s"'>]+))""", re.IGNORECASE)
@@ -23,24 +23,78 @@ def extract_links(html: str, base_url: str) -> list[str]:
     faster than BeautifulSoup on the event loop (``seqlab bench scrape`` prints both). ``<base href>``
     is honoured; entities in hrefs (``&amp;``) are unescaped.
     """
+    base_url, origin = _page_base(html, base_url)
+    links: dict[str, None] = {}
+    for match in _HREF.finditer(html):
+        link = _resolve(match, origin, base_url)
+        if link is not None:
+            links.setdefault(link, None)
+    return list(links)
+
+
+def _page_base(html: str, base_url: str) -> tuple[str, str]:
+    """The URL relative links resolve against (``<base href>`` honoured) and its origin."""
     base_match = _BASE_HREF.search(html)
     if base_match:
         base_url = urljoin(base_url, html_lib.unescape(next(g for g in base_match.groups() if g is not None)))
     parts = urlsplit(base_url)
-    origin = f"{parts.scheme}://{parts.netloc}"
-    links: dict[str, None] = {}
-    for match in _HREF.finditer(html):
-        raw = match.group(1) if match.group(1) is not None else match.group(2) or match.group(3) or ""
-        href = html_lib.unescape(raw).strip() if "&" in raw else raw.strip()
-        if not href or _SKIP_HREF.match(href):
+    return base_url, f"{parts.scheme}://{parts.netloc}"
+
+
+def _resolve(href_match: re.Match[str], origin: str, base_url: str) -> str | None:
+    """The normalized target of an ``href`` match (groups 1-3: its quoted or bare value), or None."""
+    raw = (
+        href_match.group(1)
+        if href_match.group(1) is not None
+        else href_match.group(2) or href_match.group(3) or ""
+    )
+    href = html_lib.unescape(raw).strip() if "&" in raw else raw.strip()
+    if not href or _SKIP_HREF.match(href):
+        return None
+    if href.startswith("/") and not href.startswith("//"):
+        return normalize_absolute(origin + href)  # the common case, without urljoin
+    return normalize_url(href, base_url)
+
+
+_ANCHOR = re.compile(r"<a\s([^>]*)>(.*?)</a\s*>", re.IGNORECASE | re.DOTALL)
+_TITLE_ATTR = re.compile(r"""\btitle\s*=\s*(?:"([^"]*)"|'([^']*)')""", re.IGNORECASE)
+_TAG = re.compile(r"<[^>]*>")
+_SPACE = re.compile(r"\s+")
+CONTEXT_CHARS = 80  # characters of page text kept on each side of a link
+MAX_CONTEXT_CHARS = 400  # a URL linked many times: its contexts are joined up to this length
+
+
+def visible_text(fragment: str) -> str:
+    """Visible text of an HTML fragment, whitespace collapsed (tags dropped, entities unescaped)."""
+    text = _TAG.sub(" ", fragment)
+    return _SPACE.sub(" ", html_lib.unescape(text) if "&" in text else text).strip()
+
+
+def link_contexts(html: str, base_url: str) -> dict[str, str]:
+    """What a reader knows of each link before following it: ``url -> "title anchor around"``.
+
+    The ``title`` attribute, the anchor text and about :data:`CONTEXT_CHARS` characters of page text on
+    each side (a listing's neighbours, a paragraph's words around an inline link), for the same targets
+    :func:`extract_links` finds in ``<a>...</a>`` elements. The focused crawler scores these texts; the
+    crawl without focus never calls this.
+    """
+    base_url, origin = _page_base(html, base_url)
+    contexts: dict[str, str] = {}
+    for anchor in _ANCHOR.finditer(html):
+        href = _TAG_HREF.search(anchor.group(1))
+        link = _resolve(href, origin, base_url) if href else None
+        if link is None:
             continue
-        if href.startswith("/") and not href.startswith("//"):
-            link = normalize_absolute(origin + href)  # the common case, without urljoin
-        else:
-            link = normalize_url(href, base_url)
-        if link is not None:
-            links.setdefault(link, None)
-    return list(links)
+        title = _TITLE_ATTR.search(anchor.group(1))
+        before = visible_text(html[max(0, anchor.start() - 4 * CONTEXT_CHARS) : anchor.start()])[
+            -CONTEXT_CHARS:
+        ]
+        after = visible_text(html[anchor.end() : anchor.end() + 4 * CONTEXT_CHARS])[:CONTEXT_CHARS]
+        title_text = html_lib.unescape(next((g for g in title.groups() if g), "")) if title else ""
+        own = " ".join(part for part in (title_text, visible_text(anchor.group(2)), before, after) if part)
+        earlier = contexts.get(link)
+        contexts[link] = own if earlier is None else (earlier + " " + own)[:MAX_CONTEXT_CHARS]
+    return contexts
 
 
 _LINK_TAG = re.compile(r"<link\b[^>]*>", re.IGNORECASE)

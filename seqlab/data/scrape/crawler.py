@@ -309,7 +309,7 @@ class _Crawler:
     ) -> tuple[float, list[float | None]]:
         """Focus: the page's score and a rank for each outlink still to crawl (None for the others)."""
         todo = [i for i, link in enumerate(outlinks) if link not in self.seen or link in self.ranks]
-        contexts = link_contexts(html, page_url) if todo else {}
+        contexts = link_contexts(html, page_url, {outlinks[i] for i in todo}) if todo else {}
         score, ranks = await self.focus.rate(html, [contexts.get(outlinks[i], "") for i in todo])  # type: ignore[union-attr]
         out: list[float | None] = [None] * len(outlinks)
         for i, rank in zip(todo, ranks, strict=True):

@@ -29,7 +29,7 @@ __all__ = ["UNSCORED_RANK", "FocusScorer", "check_focus_scorer", "load_focus", "
 
 log = logging.getLogger(__name__)
 
-MAX_PAGE_CHARS = 2000  # of a page's visible text scored for its outlinks' blend and the harvest rate
+MAX_PAGE_CHARS = 600  # of a page's visible text scored: its lead says the topic, and is cheap to score
 CACHE_SIZE = 100_000  # link texts remembered with their score (cleared whole when full)
 _BOILERPLATE = re.compile(
     r"<(script|style|head|nav|header|footer|noscript|template)\b.*?</\1\s*>", re.IGNORECASE | re.DOTALL
@@ -71,16 +71,19 @@ class FocusScorer:
         self.batches = 0  # predict calls so far (for tests and benchmarks)
 
     async def rate(self, html: str, contexts: Sequence[str]) -> tuple[float, list[float]]:
-        """``(page score, rank of each link context)`` for a fetched page and its links' texts."""
-        unknown = list(dict.fromkeys(c for c in contexts if c not in self.cache))
+        """``(page score, rank of each link)`` for a fetched page and its links' texts; a link whose text is
+        ``""`` (nothing known of it) is ranked by the page's score alone."""
+        known = {c: self.cache[c] for c in contexts if c in self.cache}
+        unknown = list(dict.fromkeys(c for c in contexts if c and c not in known))
         scores = await self._score([page_text(html), *unknown])
-        if len(self.cache) + len(unknown) > CACHE_SIZE:
-            self.cache.clear()
-        self.cache.update(zip(unknown, scores[1:], strict=True))
         page = scores[0]
-        return page, [
-            rank_of((1 - self.blend) * self.cache.get(c, page) + self.blend * page) for c in contexts
-        ]
+        fresh = dict(zip(unknown, scores[1:], strict=True))
+        if len(self.cache) + len(fresh) > CACHE_SIZE:
+            self.cache.clear()
+        self.cache.update(fresh)
+        known.update(fresh)
+        blend = self.blend
+        return page, [rank_of((1 - blend) * known[c] + blend * page if c else page) for c in contexts]
 
     async def _score(self, texts: list[str]) -> list[float]:
         future: asyncio.Future[list[float]] = asyncio.get_running_loop().create_future()
@@ -96,20 +99,18 @@ class FocusScorer:
             await asyncio.sleep(0)  # let the workers that are ready now add their pages to this batch
             while self._pending:
                 batch, self._pending = self._pending, []
-                texts = [t for group, _ in batch for t in group]
+                texts = list(dict.fromkeys(t for group, _ in batch for t in group))  # a menu once
                 try:
-                    scores = list(await asyncio.to_thread(self.predict, texts))
+                    by_text = dict(zip(texts, await asyncio.to_thread(self.predict, texts), strict=True))
                 except Exception as exc:  # every waiting page gets the error (the crawler records it)
                     for _, future in batch:
                         if not future.done():
                             future.set_exception(exc)
                     continue
                 self.batches += 1
-                start = 0
                 for group, future in batch:
                     if not future.done():  # a cancelled worker
-                        future.set_result(scores[start : start + len(group)])
-                    start += len(group)
+                        future.set_result([by_text[t] for t in group])
         finally:
             self._draining = False
 

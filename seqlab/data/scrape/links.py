@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import html as html_lib
 import re
-from collections.abc import Iterable
+from collections.abc import Container, Iterable
 from urllib.parse import urljoin, urlsplit
 
 from seqlab.data.urls import normalize_absolute, normalize_url
@@ -60,8 +60,10 @@ _ANCHOR = re.compile(r"<a\s([^>]*)>(.*?)</a\s*>", re.IGNORECASE | re.DOTALL)
 _TITLE_ATTR = re.compile(r"""\btitle\s*=\s*(?:"([^"]*)"|'([^']*)')""", re.IGNORECASE)
 _TAG = re.compile(r"<[^>]*>")
 _SPACE = re.compile(r"\s+")
-CONTEXT_CHARS = 80  # characters of page text kept on each side of a link
-MAX_CONTEXT_CHARS = 400  # a URL linked many times: its contexts are joined up to this length
+CONTEXT_CHARS = 40  # characters of page text kept on each side of a link (a few words: cheap to score)
+MAX_CONTEXT_CHARS = 300  # a URL linked many times: its contexts are joined up to this length
+MIN_ANCHOR_WORDS = 2  # an anchor + title with fewer words ("2", "next", an icon) says nothing of its target
+_WORD = re.compile(r"\w{2,}")
 
 
 def visible_text(fragment: str) -> str:
@@ -70,30 +72,46 @@ def visible_text(fragment: str) -> str:
     return _SPACE.sub(" ", html_lib.unescape(text) if "&" in text else text).strip()
 
 
-def link_contexts(html: str, base_url: str) -> dict[str, str]:
+def _window_text(fragment: str) -> str:
+    """:func:`visible_text` of a slice of HTML that may begin or end inside a tag (that part is dropped)."""
+    close, open_ = fragment.find(">"), fragment.rfind("<")
+    if close >= 0 and "<" not in fragment[:close]:
+        fragment = fragment[close + 1 :]
+        open_ = fragment.rfind("<")
+    if open_ >= 0 and ">" not in fragment[open_:]:
+        fragment = fragment[:open_]
+    return visible_text(fragment)
+
+
+def link_contexts(html: str, base_url: str, wanted: Container[str] | None = None) -> dict[str, str]:
     """What a reader knows of each link before following it: ``url -> "title anchor around"``.
 
     The ``title`` attribute, the anchor text and about :data:`CONTEXT_CHARS` characters of page text on
     each side (a listing's neighbours, a paragraph's words around an inline link), for the same targets
-    :func:`extract_links` finds in ``<a>...</a>`` elements. The focused crawler scores these texts; the
+    :func:`extract_links` finds in ``<a>...</a>`` elements (only those in ``wanted`` when given). A link
+    whose anchor and title hold fewer than :data:`MIN_ANCHOR_WORDS` words (a pager's "2", an icon) gets
+    ``""``: its text says nothing of its target, so the focused crawler ranks it by its page alone. The
     crawl without focus never calls this.
     """
     base_url, origin = _page_base(html, base_url)
     contexts: dict[str, str] = {}
+    span = 4 * CONTEXT_CHARS  # of HTML, for CONTEXT_CHARS of text
     for anchor in _ANCHOR.finditer(html):
         href = _TAG_HREF.search(anchor.group(1))
         link = _resolve(href, origin, base_url) if href else None
-        if link is None:
+        if link is None or (wanted is not None and link not in wanted):
             continue
         title = _TITLE_ATTR.search(anchor.group(1))
-        before = visible_text(html[max(0, anchor.start() - 4 * CONTEXT_CHARS) : anchor.start()])[
-            -CONTEXT_CHARS:
-        ]
-        after = visible_text(html[anchor.end() : anchor.end() + 4 * CONTEXT_CHARS])[:CONTEXT_CHARS]
         title_text = html_lib.unescape(next((g for g in title.groups() if g), "")) if title else ""
-        own = " ".join(part for part in (title_text, visible_text(anchor.group(2)), before, after) if part)
+        anchor_text = visible_text(anchor.group(2))
+        if len(_WORD.findall(title_text + " " + anchor_text)) < MIN_ANCHOR_WORDS:
+            contexts.setdefault(link, "")
+            continue
+        before = _window_text(html[max(0, anchor.start() - span) : anchor.start()])[-CONTEXT_CHARS:]
+        after = _window_text(html[anchor.end() : anchor.end() + span])[:CONTEXT_CHARS]
+        own = " ".join(part for part in (title_text, anchor_text, before, after) if part)
         earlier = contexts.get(link)
-        contexts[link] = own if earlier is None else (earlier + " " + own)[:MAX_CONTEXT_CHARS]
+        contexts[link] = own if not earlier else (earlier + " " + own)[:MAX_CONTEXT_CHARS]
     return contexts
 
 

@@ -41,7 +41,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--train-docs", type=int, default=1500, help="documents the scorer is trained on (default 1500)"
     )
-    parser.add_argument("--epochs", type=int, default=4, help="scorer training epochs (default 4)")
+    parser.add_argument("--epochs", type=int, default=6, help="scorer training epochs (default 6)")
     parser.add_argument("--blend", type=float, default=0.3, help="focus blend (default 0.3)")
     parser.add_argument(
         "--latency-ms", type=float, default=20.0, help="site latency per request (default 20)"
@@ -174,7 +174,11 @@ def _report(title: str, runs: list[dict[str, Any]]) -> None:
     print(
         f"crawl rate focus / bfs: {med(r['rate_ratio'] for r in runs):.2f} (pages/s per site, bfs -> focus: {rates})"
     )
-    print(f"relevant pages per site: {[r['bfs']['relevant'] for r in runs]}")
+    share = med(r["bfs"]["relevant"] / r["n_site"] for r in runs)
+    print(
+        f"relevant pages per site: {[r['bfs']['relevant'] for r in runs]} (share {share:.2f}: the harvest "
+        "rate of a random order)"
+    )
 
 
 def _plot(path: str, results: dict[str, list[dict[str, Any]]]) -> None:

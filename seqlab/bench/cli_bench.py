@@ -9,6 +9,7 @@ BENCHMARKS: dict[str, str] = {
     "normalize": "character-level normalization: seqlab vs PyArabic vs the seed's re.sub chain (chars/s)",
     "extract": "article extraction on real Arabic pages: token F1 vs trafilatura and others, pages/s per core",
     "scrape": "scraper pages/s against the local site with injected latency, vs the concurrency bound",
+    "crawl": "focused crawl vs breadth-first on the local site: harvest rate at 10/25/50% of pages, pages/s",
     "pipeline": "Ray Data normalization docs/s on 1 vs 2 CPUs vs a single-process pandas loop",
     "train": "trial training loop vs bare PyTorch loop vs pad-to-longest batching (samples/s)",
     "tune": "ASHA+Optuna vs random search without early stopping (trial-epochs to near-best R²)",

@@ -50,13 +50,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=0, help="corpus seed")
 
 
-def _serve(conn: Any, n_docs: int, latency_s: float, seed: int) -> None:
+def _serve(conn: Any, n_docs: int, latency_s: float, seed: int, site_kw: dict[str, Any]) -> None:
     """Child process: serve the site until the parent says stop (or dies)."""
     from seqlab.synth.corpus import generate_documents
     from seqlab.synth.site import LocalSite
 
     with LocalSite(
-        generate_documents(n_docs, seed), port=0, latency_s=latency_s, faults=False, seed=seed
+        generate_documents(n_docs, seed), port=0, latency_s=latency_s, faults=False, seed=seed, **site_kw
     ) as site:
         conn.send((site.nav_urls, site.article_urls))
         try:
@@ -65,11 +65,13 @@ def _serve(conn: Any, n_docs: int, latency_s: float, seed: int) -> None:
             pass
 
 
-class _Site:
-    """The local site in a child process (or a thread with ``in_process``)."""
+class SiteProcess:
+    """The local site of ``generate_documents(n_docs, seed)`` in a child process (or a thread with
+    ``in_process``), without faults; ``site_kw`` are more :class:`~seqlab.synth.config.SiteConfig` fields.
+    Entering yields ``(nav_urls, article_urls)``."""
 
-    def __init__(self, n_docs: int, latency_s: float, seed: int, in_process: bool):
-        self.args = (n_docs, latency_s, seed)
+    def __init__(self, n_docs: int, latency_s: float, seed: int, in_process: bool = False, **site_kw: Any):
+        self.args = (n_docs, latency_s, seed, site_kw)
         self.in_process = in_process
 
     def __enter__(self) -> tuple[list[str], list[str]]:
@@ -77,9 +79,14 @@ class _Site:
             from seqlab.synth.corpus import generate_documents
             from seqlab.synth.site import LocalSite
 
-            n_docs, latency_s, seed = self.args
+            n_docs, latency_s, seed, site_kw = self.args
             self.site = LocalSite(
-                generate_documents(n_docs, seed), port=0, latency_s=latency_s, faults=False, seed=seed
+                generate_documents(n_docs, seed),
+                port=0,
+                latency_s=latency_s,
+                faults=False,
+                seed=seed,
+                **site_kw,
             ).start()
             return self.site.nav_urls, self.site.article_urls
         ctx = mp.get_context("spawn")
@@ -166,7 +173,7 @@ def run(args: argparse.Namespace) -> int:
         f"seqlab bench scrape: {args.pages} pages, site latency {args.latency_ms:g} ms, delay_s=0, "
         f"site {'in this process' if args.in_process else 'in a child process'}, best of {args.repeats}"
     )
-    with _Site(args.pages + 50, latency_s, args.seed, args.in_process) as (nav_urls, article_urls):
+    with SiteProcess(args.pages + 50, latency_s, args.seed, args.in_process) as (nav_urls, article_urls):
         seeds = nav_urls[:1] if args.from_index else nav_urls
         print(f"seeds: {len(seeds)} ({'home page' if args.from_index else 'home page and section pages'})")
         _crawl(seeds, args.pages, max(args.concurrency))  # warm-up: the site renders and caches pages

@@ -6,6 +6,7 @@ Three ways to say what to scrape:
     seqlab scrape --out runs/corpus https://a.example/ ...     # seeds only, defaults for the rest
     seqlab scrape --out runs/corpus --sitemap https://a.example/sitemap.xml --feed https://a.example/rss
     seqlab scrape --config jobs/scrape.yaml                    # the full job config (as ray job submit uses)
+    seqlab scrape --out runs/tech --focus runs/tune/best --max-pages 500 https://a.example/   # focused
 """
 
 from __future__ import annotations
@@ -35,6 +36,24 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", help="output directory (overrides the config's 'out')")
     parser.add_argument(
         "--overwrite", action="store_true", help="write into --out even if another stage's artifact is there"
+    )
+    parser.add_argument(
+        "--focus",
+        metavar="SCORER_DIR",
+        help="focused crawl: this scorer (e.g. runs/tune/best) ranks the links and the best are fetched "
+        "first (overrides sources.focus.scorer)",
+    )
+    parser.add_argument(
+        "--focus-blend",
+        type=float,
+        metavar="W",
+        help="weight of the linking page's score in a link's rank, 0-1 (default 0.3)",
+    )
+    parser.add_argument(
+        "--max-pages",
+        type=int,
+        metavar="N",
+        help="crawl budget: stop after N URLs processed (pages + failures, resumed ones included)",
     )
     parser.add_argument(
         "--labels",
@@ -71,9 +90,22 @@ def build_config(args: argparse.Namespace):
     if args.labels and args.labels.lower() in {"none", "null"}:
         overrides.insert(0, "labels=null")  # an explicit null, which a named flag's None cannot say
     labels = args.labels if args.labels and args.labels.lower() not in {"none", "null"} else None
-    return load_config(
-        ScrapeJobConfig, args.config, overrides, flags={"sources": sources, "out": args.out, "labels": labels}
-    )
+    flags = {"sources": sources, "out": args.out, "labels": labels, "sources.max_pages": args.max_pages}
+    if args.focus is not None and sources is not None and sources.get("focus"):
+        flags["sources.focus.scorer"] = args.focus  # keep the file's blend and threshold
+    elif args.focus is not None:
+        flags["sources.focus"] = {"scorer": args.focus}
+    if args.focus_blend is not None:
+        if args.focus is None and not _has_focus(args, sources):
+            raise ConfigError("--focus-blend goes with --focus SCORER_DIR (or focus: in the sources)")
+        flags["sources.focus.blend"] = args.focus_blend
+    return load_config(ScrapeJobConfig, args.config, overrides, flags=flags)
+
+
+def _has_focus(args: argparse.Namespace, sources: dict | None) -> bool:
+    if sources is not None:
+        return sources.get("focus") is not None
+    return args.config is not None  # the job config may set it; validation says so if it does not
 
 
 def keep_earlier_labels(cfg, explicit_none: bool, overwrite: bool):
@@ -129,6 +161,10 @@ def run(args: argparse.Namespace) -> int:
         cfg = keep_earlier_labels(cfg, explicit_none, args.overwrite)
         if cfg.labels:
             read_labels_csv(cfg.labels)
+        if cfg.sources.focus is not None:
+            from seqlab.data.scrape.focus import check_focus_scorer
+
+            check_focus_scorer(cfg.sources.focus.scorer)
     except (OutputTaken, ValueError) as exc:
         return fail(exc)
     except OSError as exc:

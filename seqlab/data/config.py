@@ -11,11 +11,43 @@ from pydantic import Field, field_validator, model_validator
 from seqlab.config import Config, JobConfig
 from seqlab.text.config import NormalizeConfig
 
-__all__ = ["ScrapeJobConfig", "SourcesConfig", "SplitConfig"]
+__all__ = ["FocusConfig", "ScrapeJobConfig", "SourcesConfig", "SplitConfig"]
 
 
 def _host(url: str) -> str:
     return (urlsplit(url).hostname or "").lower()
+
+
+class FocusConfig(Config):
+    """A focused crawl: a trained scorer orders the frontier (``seqlab scrape --focus SCORER_DIR``).
+
+    A link's priority is ``(1 - blend) * score(what the link shows) + blend * score(the linking page)``,
+    where what the link shows is its title attribute, anchor text and the page text around it; the
+    highest priority is fetched first. Seeds (and pages listed by sitemaps and feeds) still come first.
+    """
+
+    scorer: str = Field(..., min_length=1, description="scorer artifact directory (or URI) from seqlab tune")
+    blend: float = Field(
+        0.3,
+        ge=0,
+        le=1,
+        allow_inf_nan=False,
+        description="weight of the linking page's score in a link's priority (0: the link's own text only; "
+        "it carries links whose text says nothing, such as a listing's page 2)",
+    )
+    threshold: float = Field(
+        5.0,
+        ge=0,
+        le=10,
+        allow_inf_nan=False,
+        description="a fetched page the scorer rates at least this counts as a harvest (the progress line's "
+        "harvest rate)",
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _path_alone(cls, data: Any) -> Any:
+        return {"scorer": data} if isinstance(data, str) else data  # focus: runs/tune/best
 
 
 class SourcesConfig(Config):
@@ -78,6 +110,11 @@ class SourcesConfig(Config):
         description="User-Agent header sent with every request and matched against robots.txt",
     )
     obey_robots: bool = Field(True, description="fetch and obey each host's robots.txt (keep this on)")
+    focus: FocusConfig | None = Field(
+        None,
+        description="order the frontier by a trained scorer (a scorer directory, or {scorer, blend, "
+        "threshold}); None: breadth-first",
+    )
 
     @field_validator("seeds", "sitemaps", "feeds")
     @classmethod

@@ -83,9 +83,10 @@ def shard_sources(sources: SourcesConfig, n: int) -> list[SourcesConfig]:
 
 def crawl_shard(sources: SourcesConfig, out_dir: str, print_progress: bool = True) -> dict[str, Any]:
     """Crawl one shard into ``out_dir`` (resuming from what is on disk); runs inside a Ray task."""
-    from seqlab.data.scrape import ParquetSink, crawl, load_content_hashes, load_progress
+    from seqlab.data.scrape import ParquetSink, crawl, load_content_hashes, load_progress, load_ranks
 
     done, frontier = load_progress(out_dir)
+    ranks = load_ranks(out_dir) if sources.focus is not None else None  # the order a focused crawl left
     hashes = load_content_hashes(out_dir)  # so a resumed crawl still spots duplicates of earlier pages
     last = [0.0]
 
@@ -105,16 +106,21 @@ def crawl_shard(sources: SourcesConfig, out_dir: str, print_progress: bool = Tru
                 frontier=frontier,
                 progress=progress,
                 content_hashes=hashes,
+                ranks=ranks,
             )
         )
     finally:
         sink.close()
-    return {
+    result = {
         "ok": stats.ok,
         "failed_by_reason": dict(stats.failed_by_reason),
         "elapsed_s": stats.elapsed_s,
         "resumed_from": len(done),
+        "unvisited": stats.unvisited,  # left in the frontier by max_pages; a re-run continues from them
     }
+    if stats.threshold is not None:
+        result.update(relevant=stats.relevant, harvest_rate=round(stats.harvest_rate, 4))
+    return result
 
 
 def process_batch(
@@ -190,6 +196,18 @@ def run_scrape(
     cfg = cfg.smoke()
     if not cfg.sources.start_urls:
         raise ScrapeFailed("nothing to scrape: the sources have no seeds, sitemaps or feeds")
+    focus = cfg.sources.focus
+    if focus is not None and not is_uri(focus.scorer):  # Ray tasks may run elsewhere than this cwd
+        focus = focus.model_copy(update={"scorer": str(resolve(focus.scorer))})
+        cfg = cfg.model_copy(update={"sources": cfg.sources.model_copy(update={"focus": focus})})
+    focus_model = None
+    if focus is not None:  # a bad scorer fails here, not in every crawl task
+        from seqlab.data.scrape.focus import check_focus_scorer
+
+        try:
+            focus_model = check_focus_scorer(focus.scorer)
+        except ValueError as exc:
+            raise ScrapeFailed(str(exc)) from None
     claim_output_dir(cfg.out, "scrape", overwrite=overwrite)
     # A URI (s3://, gs://) is written through pyarrow.fs by every task, so a multi-node crawl never
     # leaves pages on one node's local disk; a local path is made absolute once, here.
@@ -252,6 +270,13 @@ def run_scrape(
 
     summary = summarize(out, crawl_s=crawl_s, process_s=process_s)
     summary["crawl_shards"] = crawl_results
+    summary["unvisited"] = sum(r["unvisited"] for r in crawl_results)
+    inputs = None
+    if focus is not None:
+        ok_pages = sum(r["ok"] for r in crawl_results)
+        relevant = sum(r["relevant"] for r in crawl_results)
+        summary["harvest_rate"] = round(relevant / ok_pages, 4) if ok_pages else None
+        inputs = {"focus": focus_model["manifest"]} if focus_model["manifest"] else None
     summary.update(extra_metrics or {})
     write_manifest(
         out,
@@ -263,6 +288,10 @@ def run_scrape(
         normalize=cfg.normalize.model_dump(),  # the switches text_norm was made with
         labels_path=cfg.labels,
         layout={"corpus": "corpus/", "failures": "failures/", "raw": "raw/"},
+        inputs=inputs,
+        focus=None  # the model by the content hash of its files, and how it ranked links
+        if focus is None
+        else {"scorer_sha256": focus_model["sha256"], "blend": focus.blend, "threshold": focus.threshold},
     )
     return summary
 
@@ -320,6 +349,12 @@ def format_summary(summary: dict[str, Any]) -> str:
         f"failed: {summary['failed']}",
     ]
     lines += [f"  {reason}: {n}" for reason, n in summary["failed_by_reason"].items()]
+    if summary.get("unvisited"):
+        lines.append(f"budget: max_pages reached, {summary['unvisited']} queued URLs left for a re-run")
+    if summary.get("harvest_rate") is not None:
+        lines.append(
+            f"focus: harvest rate {summary['harvest_rate']:.2f} (pages the scorer rates >= threshold)"
+        )
     lines.append(
         f"time: crawl {summary['crawl_s']} s, process {summary['process_s']} s, {summary['docs_per_s']} docs/s"
     )

@@ -92,6 +92,11 @@ class SiteConfig(Config):
     crawl_delay: float = Field(
         0.0, ge=0.0, le=3600.0, allow_inf_nan=False, description="robots.txt Crawl-delay (s)"
     )
+    link_titles: bool = Field(
+        True,
+        description="article links show the article's title; False: they all say 'read more' (a site whose "
+        "links carry no topical text, where a focused crawler has little to go on)",
+    )
 
     @field_validator("base_path")
     @classmethod

@@ -33,6 +33,7 @@ RETRY_AFTER_S = 1  # the Retry-After header of 503/429 answers, in seconds
 MAX_RETRY_FAILURES = 2  # a retry_then_ok URL fails 1 or 2 times before it succeeds
 PAGE_SIZE = 20  # articles per section page
 SITE_NAME = "الشبكة اليومية"
+READ_MORE = "اقرأ المزيد"  # the text of every article link when SiteConfig.link_titles is off
 SECTION_NAMES = {
     "technology": "تقنية",
     "sport": "رياضة",
@@ -102,6 +103,7 @@ class SitePlan:
     index_blocks: dict[str, list[tuple[str, str]]] = field(default_factory=dict)  # block -> (path, title)
     related: dict[str, list[tuple[str, str]]] = field(default_factory=dict)  # article path -> links
     crawl_delay: float = 0.0
+    link_titles: bool = True  # False: article links say READ_MORE instead of the title
 
     def add(self, path: str, page: Page) -> None:
         if path in self.pages:
@@ -114,7 +116,7 @@ def plan_site(docs: Sequence[Document], config: SiteConfig | None = None) -> Sit
     config = config or SiteConfig()
     base, faults, encodings, seed = config.base_path, config.faults, config.serves_encodings, config.seed
     rng = random.Random(seed)
-    plan = SitePlan(base_path=base, crawl_delay=config.crawl_delay)
+    plan = SitePlan(base_path=base, crawl_delay=config.crawl_delay, link_titles=config.link_titles)
     docs = list(docs)
     paths = [f"{base}/articles/{d.slug}.html" for d in docs]
     if len(set(paths)) != len(paths):

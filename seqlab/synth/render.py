@@ -6,12 +6,26 @@ import html
 import random
 from collections.abc import Sequence
 
-from seqlab.synth.plan import ENGLISH_SENTENCES, PAGE_SIZE, SECTION_NAMES, SITE_NAME, STYLE, Page, SitePlan
+from seqlab.synth.plan import (
+    ENGLISH_SENTENCES,
+    PAGE_SIZE,
+    READ_MORE,
+    SECTION_NAMES,
+    SITE_NAME,
+    STYLE,
+    Page,
+    SitePlan,
+)
 
 
 def _a(href: str, text: str, cls: str = "") -> str:
     attr = f' class="{cls}"' if cls else ""
     return f'<a href="{html.escape(href)}"{attr}>{html.escape(text)}</a>'
+
+
+def _label(plan: SitePlan, title: str) -> str:
+    """The text of a link to an article titled ``title``."""
+    return title if plan.link_titles else READ_MORE
 
 
 def page_head(title: str, charset_meta: str, canonical_url: str = "") -> str:
@@ -81,7 +95,7 @@ def render_index(plan: SitePlan) -> str:
     }
     blocks = "".join(
         f'<section class="block block-{name}"><h2>{titles[name]}</h2><ul>'
-        + "".join(f"<li>{_a(path, title)}</li>" for path, title in links)
+        + "".join(f"<li>{_a(path, _label(plan, title))}</li>" for path, title in links)
         + "</ul></section>\n"
         for name, links in plan.index_blocks.items()
         if links
@@ -105,7 +119,9 @@ def render_section(plan: SitePlan, theme: str, page_no: int) -> str:
     pages = max(1, -(-len(links) // PAGE_SIZE))
     chunk = links[(page_no - 1) * PAGE_SIZE : page_no * PAGE_SIZE]
     # Relative hrefs ("../articles/x.html") so a crawler must resolve them against the page URL.
-    items = "".join(f"<li>{_a('..' + path[len(plan.base_path) :], title)}</li>" for path, title in chunk)
+    items = "".join(
+        f"<li>{_a('..' + path[len(plan.base_path) :], _label(plan, title))}</li>" for path, title in chunk
+    )
     here = f"{plan.base_path}/section/{theme}.html"
     pager = []
     for k in range(1, pages + 1):
@@ -166,7 +182,8 @@ def render_article(plan: SitePlan, page: Page, root: str) -> str:
     related = (
         '<aside class="related"><h3>اقرأ أيضا</h3><ul>'
         + "".join(
-            f"<li>{_a(root + path if path.startswith('/') else path, t)}</li>" for path, t in related_links
+            f"<li>{_a(root + path if path.startswith('/') else path, _label(plan, t))}</li>"
+            for path, t in related_links
         )
         + "</ul></aside>"
     )

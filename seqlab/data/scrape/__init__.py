@@ -10,7 +10,7 @@ origin), and exponential backoff with jitter on timeouts, connection errors, 408
 
 The crawler holds no global state: a Ray task may run ``asyncio.run(crawl(...))`` for its own group of
 hosts. Resume: :func:`load_progress` reads a :class:`ParquetSink` directory back into ``done_urls`` and
-``frontier`` (and :func:`load_content_hashes` into ``content_hashes``).
+``frontier`` (and :func:`load_content_hashes` into ``content_hashes``, :func:`load_ranks` into ``ranks``).
 
 Modules (none imports Ray; only ``fetch`` and ``crawler`` import aiohttp):
 
@@ -23,6 +23,8 @@ Modules (none imports Ray; only ``fetch`` and ``crawler`` import aiohttp):
 - ``sink``: :class:`Sink`, :class:`MemorySink`, :class:`ParquetSink`, the record schemas, and the readers
   of a sink's directory (:func:`load_progress`, :func:`load_content_hashes`, :func:`latest_failures`).
   Pure (pyarrow).
+- ``focus``: :class:`FocusScorer` - a trained scorer's ranks of links and pages for a focused crawl
+  (batched off the event loop; torch only once :func:`load_focus` runs).
 - ``crawler``: the crawl loop - frontier, workers, dedup, records - :func:`crawl` and :class:`CrawlStats`.
 """
 
@@ -38,6 +40,7 @@ from seqlab.data.scrape.sink import (
     latest_failures,
     load_content_hashes,
     load_progress,
+    load_ranks,
 )
 from seqlab.data.urls import normalize_url
 
@@ -56,5 +59,6 @@ __all__ = [
     "latest_failures",
     "load_content_hashes",
     "load_progress",
+    "load_ranks",
     "normalize_url",
 ]

@@ -16,6 +16,17 @@ links are still followed, and the canonical URL is queued); a redirect to a URL 
 (not requested again). A redirect to a new URL claims it: the record has ``url`` = the redirecting URL,
 ``final_url`` = the target, and the target gets no record of its own, so downstream code should key a
 document by ``final_url``.
+
+Focus (``sources.focus``, see :mod:`seqlab.data.scrape.focus`): the frontier is ordered by a scorer's rank
+of each link instead of its depth; seeds and listed pages still come first, and depth, domains, robots,
+politeness, retries and dedup are untouched. A link found again with a better rank moves up (the old
+queue entry is skipped as stale). Each page record keeps ``focus_score`` and the rank of each outlink it
+scored (``outlink_ranks``), so :func:`~seqlab.data.scrape.load_ranks` lets a resumed crawl take the
+frontier in the order the interrupted one would have. Without focus none of this runs.
+
+``max_pages`` is a budget: once that many URLs are processed the workers stop taking new ones and the
+crawl ends; the links left are counted (``CrawlStats.unvisited``) and stay in the stored outlinks, so a
+re-run with a larger budget continues from them.
 """
 
 from __future__ import annotations
@@ -36,7 +47,8 @@ from seqlab.data.decode import decode_html
 from seqlab.data.scrape.discover import UrlListError, parse_url_list
 from seqlab.data.scrape.failures import failure_reason
 from seqlab.data.scrape.fetch import Fetcher, Outcome, new_session
-from seqlab.data.scrape.links import canonical_url, extract_links, in_domains, url_origin
+from seqlab.data.scrape.focus import UNSCORED_RANK, FocusScorer, rank_of
+from seqlab.data.scrape.links import canonical_url, extract_links, in_domains, link_contexts, url_origin
 from seqlab.data.scrape.politeness import Hosts
 from seqlab.data.scrape.robots import Robots
 from seqlab.data.scrape.sink import Sink
@@ -62,6 +74,14 @@ class CrawlStats:
     queued: int = 0
     elapsed_s: float = 0.0
     discovered: int = 0  # page URLs listed by sitemaps and feeds (new to the crawl or not)
+    unvisited: int = 0  # queued URLs left when max_pages was reached (resumable from the stored outlinks)
+    threshold: float | None = None  # focus only: the score a stored page needs to count as relevant
+    relevant: int = 0  # focus only: stored pages scored >= threshold
+
+    @property
+    def harvest_rate(self) -> float:
+        """Focus only: the share of stored pages the scorer rates >= ``threshold``."""
+        return self.relevant / self.ok if self.ok else 0.0
 
     @property
     def failed(self) -> int:
@@ -80,7 +100,16 @@ class CrawlStats:
         reasons = ", ".join(f"{k} {v}" for k, v in self.failed_by_reason.most_common(4))
         failed = f"failed {self.failed}" + (f" ({reasons})" if reasons else "")
         found = f" | discovered {self.discovered}" if self.discovered else ""
-        return f"ok {self.ok} | {failed} | queued {self.queued}{found} | {self.pages_per_s:.1f} pages/s"
+        harvest = (
+            f" | harvest {self.harvest_rate:.2f} (>= {self.threshold:g})"
+            if self.threshold is not None
+            else ""
+        )
+        budget = f" | budget reached, {self.unvisited} left" if self.unvisited else ""
+        return (
+            f"ok {self.ok} | {failed} | queued {self.queued}{found}{harvest}{budget} | "
+            f"{self.pages_per_s:.1f} pages/s"
+        )
 
 
 def _now() -> dt.datetime:
@@ -95,6 +124,7 @@ class _Crawler:
         session: aiohttp.ClientSession,
         done_urls: set[str],
         content_hashes: dict[str, str],
+        focus: FocusScorer | None = None,
     ):
         self.cfg = sources
         self.sink = sink
@@ -107,10 +137,15 @@ class _Crawler:
         self.seen = set(done_urls)
         # max_pages counts URLs processed, resumed ones included (only those of this crawl's domains).
         self.taken = sum(1 for u in done_urls if in_domains(u, self.domains))
-        self.queue: asyncio.PriorityQueue[tuple[int, int, str]] = asyncio.PriorityQueue()
+        # (rank, seq, url, depth): breadth-first the rank is the depth; with focus a scored link's rank is
+        # in [1, 11] and its seq 0, so equal ranks are taken in URL order (a resumed crawl can repeat it).
+        self.queue: asyncio.PriorityQueue[tuple[float, int, str, int]] = asyncio.PriorityQueue()
         self.lists: dict[str, int] = {}  # sitemap/feed URL (or robots.txt for its Sitemap: lines) -> nesting
         self.seq = 0
-        self.stats = CrawlStats()
+        self.stats = CrawlStats(threshold=focus.threshold if focus else None)
+        self.focus = focus
+        self.ranks: dict[str, tuple[float, int]] = {}  # focus: queued scored URL -> (best rank, its depth)
+        self.stale = 0  # focus: queue entries superseded by a better rank
 
     # -- frontier ---------------------------------------------------------------------------------------
     def in_domain(self, url: str) -> bool:
@@ -126,7 +161,25 @@ class _Crawler:
             return
         self.seen.add(url)
         self.seq += 1
-        self.queue.put_nowait((depth, self.seq, url))
+        self.queue.put_nowait((depth, self.seq, url, depth))
+
+    def enqueue_ranked(self, url: str, depth: int, rank: float) -> None:
+        """Focus: queue ``url`` at ``rank``, or move it up if it waits with a worse one."""
+        if depth > self.cfg.max_depth or not self.in_domain(url):
+            return
+        if url in self.seen:
+            queued = self.ranks.get(url)
+            if queued is None or rank >= queued[0]:
+                return  # taken already, or waiting with a rank at least as good
+            depth = min(depth, queued[1])
+            self.stale += 1
+        self.seen.add(url)
+        self.ranks[url] = (rank, depth)
+        self.queue.put_nowait((rank, 0, url, depth))
+
+    def queued(self) -> int:
+        """URLs waiting in the frontier (stale entries of moved-up links not counted)."""
+        return self.queue.qsize() - self.stale
 
     def enqueue_list(self, url: str | None, level: int) -> None:
         """Queue a sitemap or feed (``level`` = how many indexes led to it) ahead of every page."""
@@ -138,17 +191,22 @@ class _Crawler:
         self.seen.add(url)
         self.lists[url] = level
         self.seq += 1
-        self.queue.put_nowait((_LIST_PRIORITY, self.seq, url))
+        self.queue.put_nowait((_LIST_PRIORITY, self.seq, url, 0))
 
     async def worker(self) -> None:
         while True:
-            depth, _, url = await self.queue.get()
+            rank, seq, url, depth = await self.queue.get()
             try:
-                if url in self.lists:
+                if seq == 0 and self.ranks.get(url, (None,))[0] != rank:
+                    self.stale -= 1  # moved up since: its better entry was (or will be) taken
+                elif url in self.lists:
                     await self.process_list(url, self.lists[url])
                 elif self.taken < self.cfg.max_pages:
+                    self.ranks.pop(url, None)
                     self.taken += 1
                     await self.process(url, depth)
+                else:
+                    self.stats.unvisited += 1
             except Exception as exc:  # a crawler bug must not lose the URL
                 log.exception("crawling %s failed unexpectedly", url)
                 self.fail(url, depth, "internal", f"internal_error: {type(exc).__name__}: {exc}", 0, None)
@@ -200,14 +258,24 @@ class _Crawler:
                 out.attempts,
                 out.status,
             )
-            for link in [canonical, *outlinks]:
-                self.enqueue(link, depth if link == canonical else depth + 1)
+            if self.focus is None:
+                for link in [canonical, *outlinks]:
+                    self.enqueue(link, depth if link == canonical else depth + 1)
+                return
+            score, ranks = await self.rank_links(text, out.final_url, outlinks)
+            self.enqueue_ranked(canonical, depth, rank_of(score))  # the same story as this page
+            for link, rank in zip(outlinks, ranks, strict=True):
+                if rank is not None:
+                    self.enqueue_ranked(link, depth + 1, rank)
             return
         digest = hashlib.sha1(text.encode("utf-8", "surrogatepass")).hexdigest()
         first = self.hashes.setdefault(digest, url)
         if first != url:
             self.fail(url, depth, "dedup", f"duplicate_content of {first}", out.attempts, out.status)
             return
+        focus_score, ranks = None, None
+        if self.focus is not None:
+            focus_score, ranks = await self.rank_links(text, out.final_url, outlinks)
         self.sink.write_page(
             {
                 "url": url,
@@ -222,11 +290,31 @@ class _Crawler:
                 "attempts": out.attempts,
                 "elapsed_s": time.monotonic() - started,
                 "content_hash": digest,
+                "focus_score": focus_score,
+                "outlink_ranks": ranks,
             }
         )
         self.stats.ok += 1
-        for link in outlinks:
-            self.enqueue(link, depth + 1)
+        if ranks is None:
+            for link in outlinks:
+                self.enqueue(link, depth + 1)
+            return
+        self.stats.relevant += focus_score >= self.focus.threshold  # type: ignore[union-attr,operator]
+        for link, rank in zip(outlinks, ranks, strict=True):
+            if rank is not None:
+                self.enqueue_ranked(link, depth + 1, rank)
+
+    async def rank_links(
+        self, html: str, page_url: str, outlinks: list[str]
+    ) -> tuple[float, list[float | None]]:
+        """Focus: the page's score and a rank for each outlink still to crawl (None for the others)."""
+        todo = [i for i, link in enumerate(outlinks) if link not in self.seen or link in self.ranks]
+        contexts = link_contexts(html, page_url, {outlinks[i] for i in todo}) if todo else {}
+        score, ranks = await self.focus.rate(html, [contexts.get(outlinks[i], "") for i in todo])  # type: ignore[union-attr]
+        out: list[float | None] = [None] * len(outlinks)
+        for i, rank in zip(todo, ranks, strict=True):
+            out[i] = rank
+        return score, out
 
     async def process_list(self, url: str, level: int) -> None:
         """Fetch a sitemap or feed and queue what it lists (see the module docstring)."""
@@ -286,6 +374,8 @@ async def crawl(
     session: aiohttp.ClientSession | None = None,
     progress: Callable[[CrawlStats], None] | None = None,
     content_hashes: dict[str, str] | None = None,
+    ranks: dict[str, float] | None = None,
+    focus: FocusScorer | None = None,
 ) -> CrawlStats:
     """Crawl ``sources`` politely, writing one record per URL to ``sink``.
 
@@ -297,17 +387,29 @@ async def crawl(
         session: an aiohttp session to use (e.g. with a test resolver); one is made and closed if None.
         progress: called with the live :class:`CrawlStats` about every second and at the end.
         content_hashes: ``hash -> url`` of pages already stored, so resumed runs still drop duplicates.
+        ranks: ``url -> rank`` of frontier links (resume with focus; see :func:`load_ranks`); a frontier
+            link without one waits at the middle rank.
+        focus: the scorer that orders the frontier; None loads ``sources.focus`` when set (else the
+            crawl is breadth-first).
 
     Returns:
         The final :class:`CrawlStats`.
     """
     own_session = session is None
     session = session or new_session(sources)
-    crawler = _Crawler(sources, sink, session, set(done_urls or ()), content_hashes or {})
+    if focus is None and sources.focus is not None:
+        from seqlab.data.scrape.focus import load_focus
+
+        focus = load_focus(sources.focus)
+    crawler = _Crawler(sources, sink, session, set(done_urls or ()), content_hashes or {}, focus)
     start = [(normalize_url(seed), 0) for seed in sources.seeds] + list(frontier or ())
     for url, depth in start:
-        if url is not None:
+        if url is None:
+            continue
+        if focus is None or depth == 0:
             crawler.enqueue(url, depth)
+        elif url not in crawler.seen:
+            crawler.enqueue_ranked(url, depth, (ranks or {}).get(url, UNSCORED_RANK))
     for url in [*sources.sitemaps, *sources.feeds]:
         crawler.enqueue_list(normalize_url(url), 0)
     if sources.robots_sitemaps and sources.obey_robots:  # obey_robots off: robots.txt is never asked
@@ -324,7 +426,7 @@ async def crawl(
         while True:
             await asyncio.sleep(PROGRESS_EVERY_S)
             crawler.stats.elapsed_s = time.monotonic() - started
-            crawler.stats.queued = crawler.queue.qsize()
+            crawler.stats.queued = crawler.queued()
             progress(crawler.stats)  # type: ignore[misc]
 
     reporter = asyncio.create_task(report()) if progress else None
@@ -340,7 +442,7 @@ async def crawl(
         sink.flush()
     stats = crawler.stats
     stats.elapsed_s = time.monotonic() - started
-    stats.queued = crawler.queue.qsize()
+    stats.queued = crawler.queued()
     if progress:
         progress(stats)
     log.info("crawl done: %s", stats.line())

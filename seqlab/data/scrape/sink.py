@@ -2,7 +2,8 @@
 
 A page record follows :data:`PAGE_SCHEMA` and a failure record :data:`FAILURE_SCHEMA`. :func:`load_progress`
 and :func:`load_content_hashes` turn a sink's directory back into :func:`~seqlab.data.scrape.crawl`'s
-``done_urls``/``frontier``/``content_hashes``; :func:`latest_failures` gives each URL's newest failure.
+``done_urls``/``frontier``/``content_hashes`` (and :func:`load_ranks` into a focused crawl's ``ranks``);
+:func:`latest_failures` gives each URL's newest failure.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ __all__ = [
     "latest_failures",
     "load_content_hashes",
     "load_progress",
+    "load_ranks",
 ]
 
 PAGE_SCHEMA = pa.schema(
@@ -43,6 +45,8 @@ PAGE_SCHEMA = pa.schema(
         ("attempts", pa.int32()),
         ("elapsed_s", pa.float64()),
         ("content_hash", pa.string()),
+        ("focus_score", pa.float64()),  # focused crawl only: the scorer's score of the page
+        ("outlink_ranks", pa.list_(pa.float64())),  # focused crawl only: each outlink's rank (null: unscored)
     ]
 )
 FAILURE_SCHEMA = pa.schema(
@@ -200,6 +204,25 @@ def load_progress(directory: str | os.PathLike[str]) -> tuple[set[str], list[tup
                 if link not in done and frontier.get(link, math.inf) > depth + 1:
                     frontier[link] = depth + 1
     return done, sorted(frontier.items(), key=lambda item: (item[1], item[0]))
+
+
+def load_ranks(directory: str | os.PathLike[str]) -> dict[str, float]:
+    """``url -> rank`` of every outlink a focused crawl into ``directory`` scored: its best (lowest) rank
+    over all pages that link to it, which is the rank it waited with in that crawl's frontier.
+
+    Parts written without focus (or before ranks were recorded) contribute nothing.
+    """
+    best: dict[str, float] = {}
+    for path in list_files(join(str(directory), "raw"), prefix="part-", suffix=".parquet"):
+        try:
+            part = read_parquet(path, columns=["outlinks", "outlink_ranks"]).to_pydict()
+        except (KeyError, pa.ArrowInvalid):  # a part from before outlink_ranks existed
+            continue
+        for outlinks, ranks in zip(part["outlinks"], part["outlink_ranks"], strict=True):
+            for link, rank in zip(outlinks or (), ranks or (), strict=False):
+                if rank is not None and rank < best.get(link, math.inf):
+                    best[link] = rank
+    return best
 
 
 def latest_failures(directory: str | os.PathLike[str]) -> dict[str, str]:

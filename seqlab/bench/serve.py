@@ -62,26 +62,30 @@ next to the bare servers' RSS.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import contextlib
 import functools
-import json
-import math
 import os
 import signal
-import subprocess
 import sys
 import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
+from seqlab.bench.load import run_load
+from seqlab.bench.serve_report import (
+    BARE,
+    PROMPT_CHARS,
+    SERVE_PATHS,
+    TEXT_CHARS,
+    TEXTS_PER_REQUEST,
+    print_completions,
+    print_score,
+    report_errors,
+    summarize,
+)
 from seqlab.bench.servers import (
-    HOST,
-    HTTP_TIMEOUT_S,
-    PATHS,
     RAY_CPUS,
     bare_servers,
     cpu_meter,
@@ -99,9 +103,6 @@ COMPLETION_LEVELS = "1,8"  # concurrent clients for /v1/completions
 SCORE_REQUESTS = 400  # requests per /v1/score level: ~6 batches of 64 clients
 COMPLETION_REQUESTS = 32  # requests per /v1/completions level: 4 full batches at concurrency 8
 LEVEL_SECONDS = 20.0  # cap per level: a slow server ends a level early instead of the run running long
-TEXTS_PER_REQUEST = 4  # texts per /v1/score body
-TEXT_CHARS = (300, 800)  # length range of the texts to score (realistic paragraphs)
-PROMPT_CHARS = 120  # prompt length in characters (~28 BPE tokens)
 MAX_TOKENS = 64  # new tokens per completion
 REPLICA_CPUS = 1.0  # CPUs reserved per model replica = its torch threads (the bare servers use 1 thread)
 SCORER_BATCH = 128  # texts per scorer batch: 32 requests of 4 texts
@@ -115,10 +116,6 @@ GENERATOR_BATCH = 8  # generation rows decoded together: all 8 clients of the to
 # that arrives mid-flight joins at the next step, so there is nothing to wait for (with static batches,
 # 100 ms were needed here for the 8 clients' requests to land in one batch, at 200 ms of TTFT).
 GENERATOR_WAIT_S = 0.0
-SCORE_GOAL = 3.0  # fast-path Serve / bare requests/s at concurrency 32, with p99 at most half of bare's
-COMPLETION_GOAL = 4.5  # fast-path Serve / bare aggregate tokens/s at concurrency 8
-TTFT_GROWTH = 2.0  # fast-path TTFT p50 at the top completions level <= this x at the lowest
-SCORE_AT, COMPLETION_AT = 32, 8  # the levels the goals are stated at
 CORPUS_SEED = 0
 TRAIN_DOCS = 2000  # generated documents the tokenizers are trained on (the bodies come from the same set)
 
@@ -246,126 +243,6 @@ def make_generator(path: Path, seed: int = CORPUS_SEED) -> Path:
 # module's namespace, not in the function that defines the route.
 
 
-# --- the load generator (run in a subprocess: ``_load_main``) -------------------------------------------
-
-
-def _percentile(values: list[float], q: float) -> float:
-    """Nearest-rank percentile (``q`` in [0, 100]); NaN for no values."""
-    if not values:
-        return math.nan
-    ordered = sorted(values)
-    return ordered[max(0, math.ceil(q / 100 * len(ordered)) - 1)]
-
-
-async def _score_once(client: Any, body: bytes) -> dict[str, float]:
-    start = time.perf_counter()
-    resp = await client.post("/v1/score", content=body, headers={"content-type": "application/json"})
-    if resp.status_code != 200:
-        raise RuntimeError(f"HTTP {resp.status_code}: {resp.text[:200]}")
-    scores = resp.json()["scores"]
-    return {"latency": time.perf_counter() - start, "items": len(scores)}
-
-
-async def _completion_once(client: Any, body: bytes) -> dict[str, float]:
-    start = time.perf_counter()
-    ttft, tokens = None, None
-    headers = {"content-type": "application/json"}
-    async with client.stream("POST", "/v1/completions", content=body, headers=headers) as resp:
-        if resp.status_code != 200:
-            await resp.aread()
-            raise RuntimeError(f"HTTP {resp.status_code}: {resp.text[:200]}")
-        async for line in resp.aiter_lines():
-            if not line.startswith("data: "):
-                continue
-            data = line[len("data: ") :]
-            if data == "[DONE]":
-                break
-            event = json.loads(data)
-            if "error" in event:
-                raise RuntimeError(f"stream error: {event['error'].get('message')}")
-            if ttft is None and any(c.get("text") for c in event.get("choices") or ()):
-                ttft = time.perf_counter() - start
-            if event.get("usage"):
-                tokens = event["usage"]["completion_tokens"]
-    if tokens is None or ttft is None:
-        raise RuntimeError("the stream ended without text or without a usage event")
-    return {"latency": time.perf_counter() - start, "ttft": ttft, "items": tokens}
-
-
-async def _level(client: Any, once: Any, bodies: list[bytes], concurrency: int, n: int, seconds: float):
-    """``concurrency`` workers send up to ``n`` requests in all, for at most ``seconds``."""
-    issued, results, errors = 0, [], []
-    start = time.perf_counter()
-    deadline = start + seconds
-
-    async def worker() -> None:
-        nonlocal issued
-        while issued < n and time.perf_counter() < deadline:
-            body = bodies[issued % len(bodies)]
-            issued += 1
-            try:
-                results.append(await once(client, body))
-            except Exception as exc:  # counted and reported, never fatal
-                errors.append(f"{type(exc).__name__}: {exc}")
-
-    await asyncio.gather(*(worker() for _ in range(concurrency)))
-    return {
-        "concurrency": concurrency,
-        "wall": time.perf_counter() - start,
-        "latency": [r["latency"] for r in results],
-        "ttft": [r["ttft"] for r in results if "ttft" in r],
-        "items": sum(r["items"] for r in results),
-        "errors": len(errors),
-        "first_error": errors[0] if errors else None,
-    }
-
-
-async def _drive(spec: dict[str, Any]) -> list[dict[str, Any]]:
-    import httpx
-
-    if urlsplit(spec["url"]).hostname != HOST:
-        raise SystemExit(f"the load generator only targets {HOST}, not {spec['url']}")
-    once = _score_once if spec["kind"] == "score" else _completion_once
-    bodies = [json.dumps(b, ensure_ascii=False).encode() for b in spec["bodies"]]
-    width = max(spec["levels"])
-    limits = httpx.Limits(max_connections=width, max_keepalive_connections=width)
-    async with httpx.AsyncClient(base_url=spec["url"], limits=limits, timeout=HTTP_TIMEOUT_S) as client:
-        return [
-            await _level(client, once, bodies, c, spec["requests"], spec["seconds"]) for c in spec["levels"]
-        ]
-
-
-def _load_main() -> None:
-    """Subprocess entry: the load spec as JSON on stdin, each level's results as JSON on stdout."""
-    spec = json.loads(sys.stdin.read())
-    sys.stdout.write(json.dumps(asyncio.run(_drive(spec))))
-
-
-def run_load(
-    url: str, kind: str, bodies: list[dict], levels: list[int], requests: int, seconds: float
-) -> list[dict[str, Any]]:
-    """Drive ``url`` from a fresh Python process, level after level; each level's raw results."""
-    spec = {
-        "url": url,
-        "kind": kind,
-        "bodies": bodies,
-        "levels": levels,
-        "requests": requests,
-        "seconds": seconds,
-    }
-    code = "from seqlab.bench.serve import _load_main; _load_main()"
-    proc = subprocess.run(
-        [sys.executable, "-c", code],
-        input=json.dumps(spec),
-        capture_output=True,
-        text=True,
-        timeout=len(levels) * (seconds + HTTP_TIMEOUT_S) + 60,
-    )
-    if proc.returncode != 0:
-        raise RuntimeError(f"the load generator failed:\n{proc.stderr[-3000:]}")
-    return json.loads(proc.stdout)
-
-
 def serve_args(args: argparse.Namespace, scorer: str | None = None, generator: str | None = None) -> Any:
     """The Serve app's settings for the benchmark (printed with the results)."""
     from seqlab.serve.config import ServeArgs
@@ -391,133 +268,6 @@ def serve_args(args: argparse.Namespace, scorer: str | None = None, generator: s
     )
 
 
-# --- report ---------------------------------------------------------------------------------------------
-
-
-def summarize(level: dict[str, Any]) -> dict[str, float]:
-    ok = len(level["latency"])
-    wall = level["wall"] or math.nan
-    return {
-        "concurrency": level["concurrency"],
-        "ok": ok,
-        "errors": level["errors"],
-        "rps": ok / wall,
-        "items_per_s": level["items"] / wall,
-        "p50_ms": 1000 * _percentile(level["latency"], 50),
-        "p99_ms": 1000 * _percentile(level["latency"], 99),
-        "ttft_p50_ms": 1000 * _percentile(level["ttft"], 50),
-    }
-
-
-def _at(rows: list[dict[str, float]], concurrency: int) -> dict[str, float] | None:
-    return next((r for r in rows if r["concurrency"] == concurrency), None)
-
-
-def _compare_level(levels: list[int], goal_level: int) -> int:
-    """The goal's level when it was measured, else the largest level below it (else the smallest)."""
-    below = [c for c in levels if c <= goal_level]
-    return max(below) if below else min(levels)
-
-
-def _verdict(met: bool, errors: int, level: int, goal_level: int) -> str:
-    if errors:
-        return f"NOT met ({errors} failed requests)"
-    note = "" if level == goal_level else f", measured at {level} instead of {goal_level}"
-    return ("met" if met else "NOT met") + note
-
-
-def print_cpu(results: dict[str, dict[str, Any]], unit: str) -> None:
-    """Server-side CPU per unit of work over all levels, Serve's split by part."""
-    parts = []
-    for name in SERVERS:
-        cpu = results[name]["cpu_ms"]
-        split = ", ".join(f"{part} {ms:.1f}" for part, ms in sorted(cpu.items(), key=lambda kv: -kv[1]))
-        parts.append(f"{name} {sum(cpu.values()):.1f} ms" + (f" ({split})" if len(cpu) > 1 else ""))
-    print(f"server CPU per {unit} (all levels): " + "; ".join(parts))
-    idle = ", ".join(f"{name} {100 * results[name]['background_share']:.0f}%" for name in SERVERS)
-    print(f"the other servers' idle background while each was loaded (share of a core): {idle}")
-
-
-def _table(results: dict[str, dict[str, Any]], levels: list[int], header: str, row) -> None:
-    print(f"  {'server':16} {'conc':>5} {'ok':>5} {'err':>4} {header}")
-    for c in levels:
-        for name in SERVERS:
-            r = _at(results[name]["rows"], c)
-            print(f"  {name:16} {c:5d} {r['ok']:5d} {r['errors']:4d} {row(r)}")
-
-
-def print_score(results: dict[str, dict[str, Any]], levels: list[int]) -> None:
-    print(f"\n/v1/score: {TEXTS_PER_REQUEST} texts of {TEXT_CHARS[0]}-{TEXT_CHARS[1]} chars per request")
-    _table(
-        results,
-        levels,
-        f"{'req/s':>9} {'texts/s':>9} {'p50 ms':>9} {'p99 ms':>9}",
-        lambda r: f"{r['rps']:9.1f} {r['items_per_s']:9.1f} {r['p50_ms']:9.1f} {r['p99_ms']:9.1f}",
-    )
-    c = _compare_level(levels, SCORE_AT)
-    bare = _at(results[BARE]["rows"], c)
-    for name in SERVE_PATHS:
-        srv = _at(results[name]["rows"], c)
-        ratio, errors = srv["rps"] / bare["rps"], bare["errors"] + srv["errors"]
-        goal = name == FAST
-        print(
-            f"{name} / bare throughput at concurrency {c}: {ratio:.2f}x"
-            + (
-                f" (goal >= {SCORE_GOAL}x: {_verdict(ratio >= SCORE_GOAL, errors, c, SCORE_AT)})"
-                if goal
-                else ""
-            )
-        )
-        print(
-            f"{name} p99 at concurrency {c}: {srv['p99_ms']:.1f} ms vs bare {bare['p99_ms']:.1f} ms"
-            + (
-                f" (goal <= half of bare: {_verdict(srv['p99_ms'] <= bare['p99_ms'] / 2, errors, c, SCORE_AT)})"
-                if goal
-                else ""
-            )
-        )
-    print_cpu(results, "request")
-
-
-def print_completions(results: dict[str, dict[str, Any]], levels: list[int], max_tokens: int) -> None:
-    print(f"\n/v1/completions, streamed: greedy, max_tokens {max_tokens}, prompts of ~{PROMPT_CHARS} chars")
-
-    def row(r: dict[str, float]) -> str:
-        per_request = r["items_per_s"] / r["rps"] if r["rps"] else math.nan
-        return f"{r['items_per_s']:9.1f} {r['ttft_p50_ms']:12.1f} {r['p50_ms']:9.1f} {per_request:8.1f}"
-
-    _table(results, levels, f"{'tokens/s':>9} {'TTFT p50 ms':>12} {'p50 ms':>9} {'tok/req':>8}", row)
-    c = _compare_level(levels, COMPLETION_AT)
-    bare = _at(results[BARE]["rows"], c)
-    for name in SERVE_PATHS:
-        srv = _at(results[name]["rows"], c)
-        ratio, errors = srv["items_per_s"] / bare["items_per_s"], bare["errors"] + srv["errors"]
-        verdict = _verdict(ratio >= COMPLETION_GOAL, errors, c, COMPLETION_AT)
-        print(
-            f"{name} / bare aggregate tokens/s at concurrency {c}: {ratio:.2f}x"
-            + (f" (goal >= {COMPLETION_GOAL}x: {verdict})" if name == FAST else "")
-        )
-    for name in SERVERS:
-        ttft = {lvl: _at(results[name]["rows"], lvl)["ttft_p50_ms"] for lvl in levels}
-        line = ", ".join(f"concurrency {lvl} {ms:.1f} ms" for lvl, ms in ttft.items())
-        if name == FAST and len(levels) > 1:
-            low, high = min(levels), max(levels)
-            met = ttft[high] <= TTFT_GROWTH * ttft[low]
-            line += f" (goal: at {high} <= {TTFT_GROWTH:g}x at {low}: {'met' if met else 'NOT met'})"
-        print(f"TTFT p50 of {name}: {line}")
-    print_cpu(results, "token")
-
-
-def _report_errors(name: str, raw: list[dict[str, Any]]) -> None:
-    for level in raw:
-        if level["first_error"]:
-            print(
-                f"  {name} at concurrency {level['concurrency']}: {level['errors']} failed, first: "
-                f"{level['first_error'][:300]}",
-                file=sys.stderr,
-            )
-
-
 _T0 = time.monotonic()
 
 
@@ -529,9 +279,6 @@ def _progress(message: str) -> None:
 
 
 ROLES = {"score": "scorer", "completions": "generator"}  # benchmark half -> the model it serves
-BARE, FAST = "bare FastAPI", "Serve fast path"
-SERVE_PATHS = tuple(PATHS)  # Ray's default proxy, then the fast path
-SERVERS = (BARE, *SERVE_PATHS)
 
 
 def _plan(args: argparse.Namespace, root: Path, levels: dict[str, list[int]]) -> dict[str, dict[str, Any]]:
@@ -578,7 +325,7 @@ def _measure(
             _progress(f"{half}: {name} at concurrency {concurrency}")
             with cpu_meter(everyone) as spent:
                 [level] = run_load(url, half, plan["bodies"], [concurrency], plan["requests"], seconds)
-            _report_errors(f"{name} {half}", [level])
+            report_errors(f"{name} {half}", [level])
             acc = out[name]
             acc["rows"].append(summarize(level))
             acc["units"] += len(level["latency"]) if half == "score" else level["items"]

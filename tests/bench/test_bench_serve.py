@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 
+from seqlab.bench import load
 from seqlab.bench import serve as bench
 from seqlab.config import ConfigError
 
@@ -56,10 +57,10 @@ def _ratio(label: str, text: str) -> float:
 
 def test_percentile_is_nearest_rank():
     values = [float(v) for v in range(1, 101)]
-    assert bench._percentile(values, 50) == 50.0
-    assert bench._percentile(values, 99) == 99.0
-    assert bench._percentile([3.0], 99) == 3.0
-    assert math.isnan(bench._percentile([], 50))
+    assert load.percentile(values, 50) == 50.0
+    assert load.percentile(values, 99) == 99.0
+    assert load.percentile([3.0], 99) == 3.0
+    assert math.isnan(load.percentile([], 50))
 
 
 def test_request_bodies_are_realistic_and_greedy():

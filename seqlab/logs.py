@@ -30,6 +30,7 @@ __all__ = [
     "LIBRARY_LEVELS",
     "VERBOSE_ENV",
     "configure",
+    "quiet_libraries",
     "quiet_optuna",
     "quiet_worker",
     "ray_train_log_level",
@@ -72,6 +73,12 @@ def quiet_worker() -> None:
     cluster beside seqlab's local one) it died with a traceback ("Found multiple active Ray instances").
     """
     _name_own_cluster()
+    quiet_libraries()
+
+
+def quiet_libraries() -> None:
+    """Apply :data:`LIBRARY_LEVELS`, :data:`LIBRARY_ENV` and :data:`IGNORED_WARNINGS` in this process
+    (again after a library reset its logger, as ``import ray.serve`` does). Not with ``SEQLAB_VERBOSE``."""
     if _verbose():
         return
     for name, level in LIBRARY_LEVELS.items():
@@ -103,7 +110,7 @@ def _name_own_cluster() -> None:
     import ray
 
     try:
-        if ray.is_initialized():
+        if ray.is_initialized() and ray.get_runtime_context().worker.mode == ray.WORKER_MODE:
             os.environ["RAY_ADDRESS"] = ray.get_runtime_context().gcs_address
     except Exception:  # not a worker of a running Ray: nothing to name
         pass
@@ -137,4 +144,4 @@ def configure(level: int = logging.INFO) -> None:
     if _verbose():
         return
     os.environ.setdefault("RAY_DATA_LOGGING_CONFIG", str(RAY_DATA_LOGGING))
-    quiet_worker()
+    quiet_libraries()

@@ -88,6 +88,9 @@ def init_ray(num_cpus: int | None = None, **kwargs) -> bool:
     # Serve's HTTP proxy (if this Ray serves the app later) installs seqlab's edge middleware; the proxy
     # inherits this process's environment when it is the one that starts Ray.
     os.environ.setdefault(PROXY_CALLBACK_ENV, PROXY_CALLBACK)
+    # One machine: no node to be preempted. Ray Train's preemption watcher (for spot nodes) only logged a
+    # C++ error line per training run here ("constructor arguments in the object store").
+    os.environ.setdefault("RAY_TRAIN_ENABLE_PREEMPTION_WATCHER", "0")
     # address="local": always a new local Ray, never whatever cluster /tmp/ray/ray_current_cluster names
     # (a stale one would hang ray.init); joining a cluster is what RAY_ADDRESS is for. Serve on that Ray
     # takes the fast path (HAProxy, direct ingress; see seqlab.serve.fastpath).

@@ -85,8 +85,12 @@ def vocabulary(texts: Sequence[str]) -> frozenset[str]:
 
 def real_word_share(texts: Sequence[str], known: frozenset[str]) -> float:
     """Share of the words of ``texts`` that occur in ``known`` (a model's training vocabulary): how much of
-    what a generator writes is words, not invented strings. NaN when ``texts`` hold no word."""
-    words = [w for text in texts for w in words_of(text)]
+    what a generator writes is words, not invented strings. NaN when ``texts`` hold no inner word.
+
+    Each text's first and last word are left out: a continuation cut at a token boundary may start inside
+    the prompt's last word and end inside a word (the human references are cut the same way).
+    """
+    words = [w for text in texts for w in words_of(text)[1:-1]]
     return sum(w in known for w in words) / len(words) if words else math.nan
 
 

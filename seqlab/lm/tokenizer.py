@@ -40,6 +40,7 @@ def train_bpe_tokenizer(
         vocab_size=vocab_size,
         min_frequency=min_frequency,
         special_tokens=[EOS_TOKEN],
+        show_progress=False,  # its bars are blank lines and escape codes in a log
     )
     tokenizer = GPT2TokenizerFast(
         tokenizer_object=bpe._tokenizer,  # the Rust tokenizer; the public wrapper has no accessor

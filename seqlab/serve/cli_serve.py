@@ -144,6 +144,10 @@ def start_local(
     from ray import serve
     from ray.serve.config import HTTPOptions
 
+    from seqlab.logs import quiet_libraries
+
+    quiet_libraries()  # `import ray.serve` set its driver logger back to INFO ("Started Serve", "ready at")
+
     from seqlab.serve.app import build_app
 
     options = HTTPOptions(**http)

@@ -28,7 +28,6 @@ from seqlab.serve.errors import ApiError, serve_failure, unexpected_failure
 from seqlab.serve.schemas import ModelInfo, Usage
 
 __all__ = [
-    "Collected",
     "Deadline",
     "GeneratorStreams",
     "Serving",

@@ -74,29 +74,27 @@ def run(args: argparse.Namespace) -> int:
     if args.stream and params.num_candidates != 1:
         return fail("--stream prints one candidate; use --num-candidates 1")
 
-    from seqlab.lm.config import DecodingConfig
     from seqlab.lm.generator import load_generator
 
     try:
         generator = load_generator(args.model, device=args.device)
-        config = DecodingConfig(**params.model_dump())
-        _, truncated = generator.encode(prompt, config.max_new_tokens)
+        _, truncated = generator.encode(prompt, params.max_new_tokens)
         if truncated:
             print(
                 f"seqlab generate: the prompt is longer than the model's context allows "
-                f"({generator.context_length} tokens incl. {config.max_new_tokens} new); its start was cut",
+                f"({generator.context_length} tokens incl. {params.max_new_tokens} new); its start was cut",
                 file=sys.stderr,
             )
         head = "" if args.no_prompt else prompt
         if args.stream:
             sys.stdout.write(head)
             sys.stdout.flush()
-            for piece in generator.stream(prompt, config):
+            for piece in generator.stream(prompt, params):
                 sys.stdout.write(piece)
                 sys.stdout.flush()
             sys.stdout.write("\n")
             return 0
-        for i, candidate in enumerate(generator.generate(prompt, config)):
+        for i, candidate in enumerate(generator.generate(prompt, params)):
             if i:
                 print()
             print(head + candidate.text)

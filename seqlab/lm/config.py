@@ -12,7 +12,7 @@ Two ways to get a model, same training path:
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 from pydantic import ConfigDict, Field, model_validator
 
@@ -30,6 +30,8 @@ __all__ = [
     "ModelConfig",
     "RayConfig",
 ]
+
+_P = TypeVar("_P", bound="DecodingParams")
 
 
 class DecodingParams(Config):
@@ -88,6 +90,14 @@ class DecodingParams(Config):
     def replace(self, **changes: Any) -> DecodingParams:
         """A validated copy with ``changes`` applied (a bad value raises, naming the field)."""
         return type(self).model_validate({**self.model_dump(), **changes})
+
+    @classmethod
+    def of(cls: type[_P], params: DecodingParams) -> _P:
+        """``params`` as exactly this class: itself when it is one, else its decoding fields (a request
+        schema's narrowed to :class:`DecodingParams`; :class:`DecodingConfig`'s switches at their defaults)."""
+        if type(params) is cls:
+            return params
+        return cls(**{name: getattr(params, name) for name in DecodingParams.model_fields})
 
 
 class DecodingConfig(DecodingParams):

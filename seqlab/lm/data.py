@@ -1,6 +1,6 @@
 """Corpus -> token blocks: read a split of the corpus Parquet, tokenize, pack into fixed-length blocks.
 
-Pure (no Ray): the Ray Data pipeline in :mod:`seqlab.lm.train` maps :func:`tokenize_and_pack` over
+Pure (no Ray): the Ray Data pipeline in :mod:`seqlab.lm.train` maps :func:`tokenize_and_pack_splits` over
 batches of documents, and the driver uses the same functions for held-out evaluation.
 
 Packing: documents are tokenized, each followed by ``<|endoftext|>``, concatenated, and cut into
@@ -18,7 +18,7 @@ import numpy as np
 
 from seqlab.corpus import read_corpus
 
-__all__ = ["pack_blocks", "read_split_texts", "tokenize_and_pack"]
+__all__ = ["pack_blocks", "read_split_texts", "tokenize_and_pack", "tokenize_and_pack_splits"]
 
 log = logging.getLogger(__name__)
 
@@ -59,3 +59,16 @@ def tokenize_and_pack(
     token_lists = tokenizer(texts, add_special_tokens=False)["input_ids"] if texts else []
     blocks = pack_blocks(token_lists, block_size, tokenizer.eos_token_id)
     return {"input_ids": blocks}
+
+
+def tokenize_and_pack_splits(
+    batch: dict[str, Any], tokenizer: Any, column: str, block_size: int
+) -> dict[str, Any]:
+    """``map_batches`` function: pack each split of a batch of documents on its own (no block mixes splits)."""
+    ids, splits = [], []
+    for split in ("train", "val"):
+        docs = batch[column][batch["split"] == split]
+        blocks = tokenize_and_pack({column: docs}, tokenizer, column, block_size)["input_ids"]
+        ids.append(blocks)
+        splits.extend([split] * len(blocks))
+    return {"input_ids": np.concatenate(ids), "split": np.asarray(splits, dtype=object)}

@@ -1,120 +1,40 @@
-"""Text generation from a causal LM: greedy or sampled decoding with a KV cache, streaming, candidates.
+"""Token decoding from a causal LM: greedy or sampled, with a KV cache, candidates, continuous batching.
 
-Pure (no Ray): the CLI, the report and the Serve app call these functions. The decoding loop is our own
+Pure (no Ray): :class:`seqlab.lm.generator.Generator` (the CLI, the demo, the Serve app) decodes through
+:class:`RunningBatch`; the report and the log-probabilities through :func:`generate_ids`. The loop is our own
 (a few lines, so every step is visible and testable) and matches ``transformers``' ``generate`` where the
-two overlap (greedy, repetition penalty; checked in the tests). Per step, for each candidate:
-
-    logits (N, V) -> repetition penalty -> [sample: / temperature -> top-k -> top-p] -> argmax | sample
+two overlap (greedy, repetition penalty; checked in the tests). Per step, for each candidate, the next
+token comes from its logits as :mod:`seqlab.lm.sampling` rules.
 
 The decoding parameters are :class:`seqlab.lm.config.DecodingConfig` (one pydantic model shared with the
 CLI, the report and the HTTP schemas). Several prompts decode together in one forward pass per step:
 prompts are left-padded, with an attention mask and position ids, so each row decodes exactly as it
-would alone (:func:`iter_batch_token_ids`).
+would alone (:class:`RunningBatch`).
 """
 
 from __future__ import annotations
 
 import inspect
 import logging
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
 import torch
 
-from seqlab.lm.config import DecodingConfig, DecodingParams
+from seqlab.lm.config import DecodingConfig
+from seqlab.lm.requests import FinishReason, prompt_room
+from seqlab.lm.sampling import choose_tokens, next_token_scores
 
 __all__ = [
     "DecodingConfig",
     "RunningBatch",
-    "apply_repetition_penalty",
-    "choose_tokens",
     "context_limit",
-    "filter_top_k",
-    "filter_top_p",
-    "generate",
     "generate_ids",
-    "iter_batch_token_ids",
     "iter_token_ids",
-    "next_token_scores",
-    "prompt_ids",
-    "stream",
 ]
 
 log = logging.getLogger(__name__)
-
-
-def apply_repetition_penalty(logits: torch.Tensor, history: torch.Tensor, penalty: float) -> torch.Tensor:
-    """Penalize every token id present in ``history`` (CTRL, as in transformers).
-
-    Args:
-        logits: ``(N, V)`` next-token logits.
-        history: ``(N, T)`` token ids seen so far (prompt and output).
-        penalty: > 1 discourages repeats; 1.0 returns ``logits`` unchanged.
-    """
-    if penalty == 1.0:
-        return logits
-    seen = torch.gather(logits, 1, history)  # (N, T)
-    seen = torch.where(seen < 0, seen * penalty, seen / penalty)
-    # A penalty near 0 (5e-324 is 0 in float32) divides by ~0: keep the scores finite and ordered.
-    finite = torch.finfo(seen.dtype)
-    seen = torch.nan_to_num(seen, nan=0.0, posinf=finite.max, neginf=finite.min)
-    return logits.scatter(1, history, seen)
-
-
-def filter_top_k(logits: torch.Tensor, k: int) -> torch.Tensor:
-    """Set all but the ``k`` largest logits of each row to -inf (``k`` = 0 or >= V: unchanged)."""
-    if k <= 0 or k >= logits.shape[-1]:
-        return logits
-    kth = torch.topk(logits, k, dim=-1).values[..., -1:]  # (N, 1)
-    return logits.masked_fill(logits < kth, float("-inf"))
-
-
-def filter_top_p(logits: torch.Tensor, p: float) -> torch.Tensor:
-    """Keep the nucleus: the most likely tokens whose cumulative probability first reaches ``p``.
-
-    A token stays when the probability mass of the tokens ranked above it is still below ``p``, so the
-    most likely token always stays.
-    """
-    if p >= 1.0:
-        return logits
-    sorted_logits, order = torch.sort(logits, dim=-1, descending=True)  # (N, V)
-    probs = sorted_logits.softmax(dim=-1)
-    mass_before = probs.cumsum(dim=-1) - probs  # (N, V)
-    drop_sorted = mass_before >= p
-    drop_sorted[:, 0] = False  # the most likely token always stays (a p that is 0 in float32 too)
-    drop = drop_sorted.scatter(1, order, drop_sorted)  # back to vocabulary order
-    return logits.masked_fill(drop, float("-inf"))
-
-
-def next_token_scores(logits: torch.Tensor, history: torch.Tensor, opts: DecodingParams) -> torch.Tensor:
-    """Processed ``(N, V)`` scores the next token is chosen from (argmax, or sampled from their softmax)."""
-    scores = apply_repetition_penalty(logits.float(), history, opts.repetition_penalty)
-    if opts.strategy == "greedy":
-        return scores
-    # The best token at 0 before dividing: a tiny temperature (1e-40) then sends the others to -inf (the
-    # greedy limit it stands for) instead of overflowing every score to +-inf and the softmax to NaN.
-    scores = (scores - scores.amax(dim=-1, keepdim=True)) / opts.temperature
-    scores = filter_top_k(scores, opts.top_k)
-    return filter_top_p(scores, opts.top_p)
-
-
-def choose_tokens(
-    scores: torch.Tensor, greedy: bool, generator: torch.Generator | None = None
-) -> torch.Tensor:
-    """The next token of each row of processed ``(N, V)`` scores: their argmax, or a sample from their
-    softmax. A row whose distribution is numerically degenerate (no finite, positive mass: what extreme but
-    valid decoding values can leave) takes its argmax: the defined rule, instead of a NaN error."""
-    best = scores.argmax(dim=-1)  # (N,)
-    if greedy:
-        return best
-    probs = scores.softmax(dim=-1)  # (N, V)
-    usable = torch.isfinite(probs).all(dim=-1) & (probs.sum(dim=-1) > 0)  # (N,)
-    if not usable.all():
-        probs = torch.where(
-            usable[:, None], probs, torch.nn.functional.one_hot(best, probs.shape[-1]).to(probs)
-        )
-    return torch.multinomial(probs, 1, generator=generator).squeeze(1)
 
 
 def _positions(mask: torch.Tensor, max_position: int) -> torch.Tensor:
@@ -360,8 +280,10 @@ class RunningBatch:
         return logits
 
     @torch.inference_mode()
-    def step(self) -> list[tuple[Any, torch.Tensor]]:
-        """One decoding step for every row: ``(key, (rows,) chosen ids)`` per request still decoding.
+    def step(self) -> list[tuple[Any, torch.Tensor, list[FinishReason | None]]]:
+        """One decoding step for every row: ``(key, (rows,) chosen ids, finish reasons)`` per request still
+        decoding. A row's reason is set on the step it finishes, None otherwise: ``"stop"`` (it chose
+        end-of-text; that token is not text) or ``"length"`` (its ``max_new_tokens``-th token).
 
         The requests that were added since the last step are prefilled and join first. A request
         appears here for the last time on the step where all its rows finished; then it leaves.
@@ -388,8 +310,13 @@ class RunningBatch:
         if self.eos is not None:
             chosen = chosen.masked_fill(self.finished, self.eos)
         self.steps += 1
-        self.finished |= self.stop_at_eos & (chosen == (self.eos if self.eos is not None else -1))
-        self.finished |= self.max_new <= self.steps
+        at_eos = self.stop_at_eos & (chosen == (self.eos if self.eos is not None else -1))
+        finishing = ~self.finished & (at_eos | (self.max_new <= self.steps))
+        self.finished |= finishing
+        reasons: list[FinishReason | None] = [
+            ("stop" if eos else "length") if ends else None
+            for ends, eos in zip(finishing.tolist(), at_eos.tolist(), strict=True)
+        ]
         if self.logits_hook is not None:
             self.logits_hook(logits, torch.cat(hooked, dim=0), chosen)
         out, start, keep = [], 0, []
@@ -397,7 +324,7 @@ class RunningBatch:
             rows = slice(start, start + g.rows)
             start += g.rows
             if not g.done:
-                out.append((g.key, chosen[rows]))
+                out.append((g.key, chosen[rows], reasons[rows]))
                 g.done = bool(self.finished[rows].all())
             keep.append(not g.done)
         self.ids = torch.cat([self.ids, chosen[:, None]], dim=1)  # (N, T+1)
@@ -466,52 +393,9 @@ def _decode(
     fill = eos_token_id if eos_token_id is not None else 0
     while len(batch):
         chosen = torch.full((start,), fill, dtype=torch.long, device=batch.device)  # (N,)
-        for key, tokens in batch.step():
+        for key, tokens, _ in batch.step():
             chosen[offsets[key][0] : offsets[key][1]] = tokens
         yield chosen
-
-
-def _fit_context(model: Any, prompt: list[int], max_new_tokens: int) -> list[int]:
-    limit = context_limit(model)
-    if limit is None:
-        return prompt
-    if max_new_tokens >= limit:
-        raise ValueError(f"max_new_tokens must be < the model's context of {limit} tokens")
-    return prompt[-(limit - max_new_tokens) :]  # keep the prompt's end so everything fits
-
-
-def iter_batch_token_ids(
-    model: Any,
-    prompts: Sequence[Sequence[int]],
-    opts: Sequence[DecodingConfig],
-    eos_token_id: int | None = None,
-    pad_token_id: int | None = None,
-) -> Iterator[torch.Tensor]:
-    """Decode several prompts, each with its own options, in one forward pass per step.
-
-    Prompt ``i`` gets ``opts[i].num_candidates`` consecutive rows; prompts are left-padded with
-    ``pad_token_id`` (default: ``eos_token_id``, else 0) and masked, so each row decodes as it would
-    alone. A prompt longer than the context allows is cut from the left.
-
-    Yields:
-        ``(N,)`` token ids per step, N = the sum of ``num_candidates``.
-    """
-    if len(prompts) != len(opts) or not prompts:
-        raise ValueError("iter_batch_token_ids needs one DecodingConfig per prompt, and at least one prompt")
-    device = next(model.parameters()).device
-    fitted = [_fit_context(model, list(p), o.max_new_tokens) for p, o in zip(prompts, opts, strict=True)]
-    if any(not p for p in fitted):
-        raise ValueError("every prompt needs at least one token")
-    model.eval()
-    requests = [
-        (
-            torch.tensor([p], dtype=torch.long, device=device),
-            torch.ones(1, len(p), dtype=torch.long, device=device),
-            o,
-        )
-        for p, o in zip(fitted, opts, strict=True)
-    ]
-    yield from _decode(model, requests, eos_token_id, pad_token_id)
 
 
 def iter_token_ids(
@@ -539,10 +423,9 @@ def iter_token_ids(
     model.eval()
     device = next(model.parameters()).device
     ids = input_ids.to(device)
-    limit = context_limit(model)
-    if limit is not None:
-        _fit_context(model, [0], opts.max_new_tokens)  # raises when max_new_tokens leaves no room
-        ids = ids[:, -(limit - opts.max_new_tokens) :]
+    room = prompt_room(context_limit(model), opts.max_new_tokens)
+    if room is not None:
+        ids = ids[:, -room:]  # keep the prompt's end so everything fits
     yield from _decode(model, [(ids, torch.ones_like(ids), opts)], eos_token_id, logits_hook=logits_hook)
 
 
@@ -561,92 +444,3 @@ def generate_ids(
         return [[] for _ in range(max(opts.num_candidates, input_ids.shape[0]))]
     table = torch.stack(steps, dim=1).tolist()  # (N, new)
     return _cut(table, eos_token_id, opts.stop_at_eos)
-
-
-def prompt_ids(tokenizer: Any, prompt: str) -> list[int]:
-    """Token ids of ``prompt``; an empty prompt starts a new document, as after <|endoftext|> in training."""
-    ids = tokenizer(prompt, add_special_tokens=False)["input_ids"] if prompt else []
-    if not ids:
-        start = tokenizer.bos_token_id if tokenizer.bos_token_id is not None else tokenizer.eos_token_id
-        if start is None:
-            raise ValueError("empty prompt and the tokenizer has no bos/eos token to start from")
-        ids = [start]
-    return list(ids)
-
-
-def generate(model: Any, tokenizer: Any, prompt: str, opts: DecodingConfig | None = None) -> list[str]:
-    """Generate ``opts.num_candidates`` continuations of ``prompt`` (the prompt itself not included)."""
-    opts = opts or DecodingConfig()
-    ids = torch.tensor([prompt_ids(tokenizer, prompt)], dtype=torch.long)  # (1, T)
-    rows = generate_ids(model, ids, opts, tokenizer.eos_token_id)
-    return [tokenizer.decode(row, skip_special_tokens=True) for row in rows]
-
-
-class TextDelta:
-    """Turns one candidate's tokens into text pieces whose concatenation is the decoded text.
-
-    Byte-level BPE can end a step in the middle of a UTF-8 character; such a piece is held back until
-    the character is complete. ``stop`` strings end the candidate: the text is cut before the first one,
-    and text that might be the start of one is held back until it is known not to be.
-    """
-
-    def __init__(self, tokenizer: Any, stop: Sequence[str] = ()) -> None:
-        self.tokenizer = tokenizer
-        self.stop = [s for s in stop if s]
-        self.tokens: list[int] = []
-        self.emitted = ""
-        self.text = ""
-        self.stopped = False
-
-    def push(self, token: int) -> str:
-        """Add a token; returns the new text that is safe to show (possibly empty)."""
-        self.tokens.append(token)
-        text = self.tokenizer.decode(self.tokens, skip_special_tokens=True)
-        if text.endswith("\ufffd"):  # wait for the rest of the character
-            return ""
-        return self._advance(text, final=False)
-
-    def finish(self) -> str:
-        """The rest of the text once the candidate has ended."""
-        if self.stopped:
-            return ""
-        return self._advance(self.tokenizer.decode(self.tokens, skip_special_tokens=True), final=True)
-
-    def _advance(self, text: str, final: bool) -> str:
-        for s in self.stop:
-            cut = text.find(s)
-            if cut >= 0:
-                text, final, self.stopped = text[:cut], True, True
-        self.text = text
-        safe = text if final else text[: max(len(self.emitted), len(text) - self._hold())]
-        if not safe.startswith(self.emitted):  # decoding changed earlier text (rare): show nothing new
-            return ""
-        piece, self.emitted = safe[len(self.emitted) :], safe
-        return piece
-
-    def _hold(self) -> int:
-        return max((len(s) - 1 for s in self.stop), default=0)
-
-
-def stream(model: Any, tokenizer: Any, prompt: str, opts: DecodingConfig | None = None) -> Iterator[str]:
-    """Yield the continuation of ``prompt`` piece by piece as tokens are generated (one candidate).
-
-    Pieces are held back while they end in an incomplete UTF-8 sequence, so their concatenation equals
-    the non-streamed text.
-    """
-    opts = opts or DecodingConfig()
-    if opts.num_candidates != 1:
-        raise ValueError(f"num_candidates must be 1 when streaming (got {opts.num_candidates})")
-    eos = tokenizer.eos_token_id
-    delta = TextDelta(tokenizer)
-    ids = torch.tensor([prompt_ids(tokenizer, prompt)], dtype=torch.long)
-    for chosen in iter_token_ids(model, ids, opts, eos):
-        token = int(chosen[0])
-        if eos is not None and opts.stop_at_eos and token == eos:
-            break
-        piece = delta.push(token)
-        if piece:
-            yield piece
-    rest = delta.finish()
-    if rest:
-        yield rest

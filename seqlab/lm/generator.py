@@ -21,16 +21,17 @@ from typing import Any
 import torch
 
 from seqlab import artifacts
-from seqlab.lm.config import DecodingConfig
-from seqlab.lm.generate import RunningBatch, TextDelta, context_limit
+from seqlab.lm.config import DecodingConfig, DecodingParams
+from seqlab.lm.generate import RunningBatch, context_limit
 from seqlab.lm.logprobs import request_ids, score_request
 from seqlab.lm.requests import (
     Candidate,
-    FinishReason,
+    Collected,
     GenerationRequest,
     ScoredChoice,
     ScoringRequest,
     StreamEvent,
+    prompt_room,
 )
 
 __all__ = [
@@ -39,6 +40,7 @@ __all__ = [
     "GenerationRequest",
     "Generator",
     "StreamEvent",
+    "TextDelta",
     "load_generator",
     "load_model_and_tokenizer",
 ]
@@ -48,6 +50,10 @@ log = logging.getLogger(__name__)
 
 class Generator:
     """A loaded causal LM + tokenizer that turns prompts into continuations.
+
+    Decoding parameters are :class:`~seqlab.lm.config.DecodingParams` as a person (or a request) sets
+    them; a :class:`~seqlab.lm.config.DecodingConfig` also sets the engine switches (KV cache, stopping
+    at end-of-text).
 
     Args:
         model: a Hugging Face causal LM (moved to eval mode).
@@ -82,46 +88,29 @@ class Generator:
                 outside the vocabulary.
         """
         ids = request_ids(self.tokenizer, prompt)
-        limit = self.context_length
-        if limit is None:
-            return ids, False
-        if max_new_tokens >= limit:
-            raise ValueError(f"max_new_tokens must be < the model's context of {limit} tokens")
-        room = limit - max_new_tokens
-        return (ids[-room:], True) if len(ids) > room else (ids, False)
+        room = prompt_room(self.context_length, max_new_tokens)
+        return (ids[-room:], True) if room is not None and len(ids) > room else (ids, False)
 
     def generate(
-        self, prompt: str, config: DecodingConfig | None = None, stop: Sequence[str] = ()
+        self, prompt: str, config: DecodingParams | None = None, stop: Sequence[str] = ()
     ) -> list[Candidate]:
         """``config.num_candidates`` continuations of ``prompt`` (the prompt itself not included)."""
-        return self.generate_batch([GenerationRequest(prompt, config or DecodingConfig(), tuple(stop))])[0]
+        return self.generate_batch([GenerationRequest(prompt, config or DecodingParams(), tuple(stop))])[0]
 
     def generate_batch(self, requests: Sequence[GenerationRequest]) -> list[list[Candidate]]:
         """Decode every request together (one forward pass per step); candidates per request."""
-        texts = [[""] * r.config.num_candidates for r in requests]
-        reasons: list[list[FinishReason | None]] = [[None] * r.config.num_candidates for r in requests]
-        tokens = [[0] * r.config.num_candidates for r in requests]
         encoded = [self.encode(r.prompt, r.config.max_new_tokens) for r in requests]
+        got = [Collected(r.config.num_candidates) for r in requests]
         for step in self._stream(requests, encoded):
-            for i, events in enumerate(step):
-                for ev in events:
-                    texts[i][ev.index] += ev.text
-                    if ev.finish_reason is not None:
-                        reasons[i][ev.index] = ev.finish_reason
-                        tokens[i][ev.index] = ev.completion_tokens
-        return [
-            [
-                Candidate(text, reason or "length", n, len(ids), cut)
-                for text, reason, n in zip(texts[i], reasons[i], tokens[i], strict=True)
-            ]
-            for i, (ids, cut) in enumerate(encoded)
-        ]
+            for fold, events in zip(got, step, strict=True):
+                fold.add(events)
+        return [fold.candidates(len(ids), cut) for fold, (ids, cut) in zip(got, encoded, strict=True)]
 
     def stream(
-        self, prompt: str, config: DecodingConfig | None = None, stop: Sequence[str] = ()
+        self, prompt: str, config: DecodingParams | None = None, stop: Sequence[str] = ()
     ) -> Iterator[str]:
         """Text pieces of one candidate as they are generated; they concatenate to the generated text."""
-        config = config or DecodingConfig()
+        config = config or DecodingParams()
         if config.num_candidates != 1:
             raise ValueError(f"num_candidates must be 1 when streaming (got {config.num_candidates})")
         for step in self.stream_batch([GenerationRequest(prompt, config, tuple(stop))]):
@@ -254,6 +243,52 @@ def load_generator(path: str | Path, device: str | None = None) -> Generator:
     return Generator(model, tokenizer, manifest, path)
 
 
+class TextDelta:
+    """Turns one candidate's tokens into text pieces whose concatenation is the decoded text.
+
+    Byte-level BPE can end a step in the middle of a UTF-8 character; such a piece is held back until
+    the character is complete. ``stop`` strings end the candidate: the text is cut before the first one,
+    and text that might be the start of one is held back until it is known not to be.
+    """
+
+    def __init__(self, tokenizer: Any, stop: Sequence[str] = ()) -> None:
+        self.tokenizer = tokenizer
+        self.stop = [s for s in stop if s]
+        self.tokens: list[int] = []
+        self.emitted = ""
+        self.text = ""
+        self.stopped = False
+
+    def push(self, token: int) -> str:
+        """Add a token; returns the new text that is safe to show (possibly empty)."""
+        self.tokens.append(token)
+        text = self.tokenizer.decode(self.tokens, skip_special_tokens=True)
+        if text.endswith("\ufffd"):  # wait for the rest of the character
+            return ""
+        return self._advance(text, final=False)
+
+    def finish(self) -> str:
+        """The rest of the text once the candidate has ended."""
+        if self.stopped:
+            return ""
+        return self._advance(self.tokenizer.decode(self.tokens, skip_special_tokens=True), final=True)
+
+    def _advance(self, text: str, final: bool) -> str:
+        for s in self.stop:
+            cut = text.find(s)
+            if cut >= 0:
+                text, final, self.stopped = text[:cut], True, True
+        self.text = text
+        safe = text if final else text[: max(len(self.emitted), len(text) - self._hold())]
+        if not safe.startswith(self.emitted):  # decoding changed earlier text (rare): show nothing new
+            return ""
+        piece, self.emitted = safe[len(self.emitted) :], safe
+        return piece
+
+    def _hold(self) -> int:
+        return max((len(s) - 1 for s in self.stop), default=0)
+
+
 class _Text:
     """One candidate's text so far: its detokenizer, token count and whether it has finished."""
 
@@ -266,19 +301,18 @@ class _Text:
 class DecodeSession:
     """Requests decoding together, joining and leaving between steps: text events in, per request.
 
-    Wraps :class:`seqlab.lm.generate.RunningBatch` with what turns token ids into text: a detokenizer
-    per candidate (stop strings, UTF-8 held back until complete) and the finish reasons. Not thread
-    safe: one thread calls every method (the Serve replica's decoding thread).
+    Wraps :class:`seqlab.lm.generate.RunningBatch` (which says when a row ends: end-of-text or its
+    length) with what turns token ids into text: a detokenizer per candidate (stop strings, UTF-8 held
+    back until complete). Not thread safe: one thread calls every method (the Serve replica's decoding
+    thread).
     """
 
     def __init__(self, generator: Generator) -> None:
         tok = generator.tokenizer
         self.tokenizer = tok
-        self.eos = tok.eos_token_id
-        self.batch = RunningBatch(generator.model, self.eos, tok.pad_token_id)
+        self.batch = RunningBatch(generator.model, tok.eos_token_id, tok.pad_token_id)
         self.generator = generator
         self.texts: dict[Any, list[_Text]] = {}
-        self.configs: dict[Any, DecodingConfig] = {}
 
     def __len__(self) -> int:
         return len(self.batch)
@@ -300,17 +334,14 @@ class DecodeSession:
             raise ValueError(f"request key {key!r} is already decoding")
         if ids is None:
             ids, _ = self.generator.encode(request.prompt, request.config.max_new_tokens)
-        n = request.config.num_candidates
         tensor = torch.tensor([ids], dtype=torch.long)  # (1, T)
-        self.batch.add(key, tensor, request.config)
-        self.texts[key] = [_Text(self.tokenizer, request.stop) for _ in range(n)]
-        self.configs[key] = request.config
+        self.batch.add(key, tensor, DecodingConfig.of(request.config))
+        self.texts[key] = [_Text(self.tokenizer, request.stop) for _ in range(request.config.num_candidates)]
 
     def cancel(self, key: Any) -> None:
         """Forget ``key`` (its client went away); unknown keys are ignored."""
         self.batch.cancel(key)
         self.texts.pop(key, None)
-        self.configs.pop(key, None)
 
     def step(self) -> list[tuple[Any, list[StreamEvent]]]:
         """One decoding step: ``(key, events)`` per request that was decoding (events may be empty).
@@ -319,25 +350,20 @@ class DecodeSession:
         string; ``"length"``: ``max_new_tokens`` reached); a request leaves after its last candidate's.
         """
         out = []
-        for key, tokens in self.batch.step():
-            texts, cfg = self.texts.get(key), self.configs.get(key)
-            if texts is None or cfg is None:
+        for key, tokens, reasons in self.batch.step():
+            texts = self.texts.get(key)
+            if texts is None:
                 continue
             events: list[StreamEvent] = []
-            for c, token in enumerate(tokens.tolist()):
+            for c, (token, reason) in enumerate(zip(tokens.tolist(), reasons, strict=True)):
                 text = texts[c]
                 if text.done:
                     continue
-                reason: FinishReason | None = None
-                if self.eos is not None and cfg.stop_at_eos and token == self.eos:
-                    reason = "stop"
-                else:
+                if reason != "stop":  # the batch's "stop" is end-of-text: no text of the candidate's
                     text.tokens += 1
                     piece = text.delta.push(token)
                     if text.delta.stopped:
                         reason = "stop"
-                    elif text.tokens >= cfg.max_new_tokens:
-                        reason = "length"
                     if piece or reason:
                         events.append(StreamEvent(c, piece))
                 if reason is not None:
@@ -345,6 +371,6 @@ class DecodeSession:
                     events.append(StreamEvent(c, text.delta.finish(), reason, text.tokens))
             if all(t.done for t in texts):
                 self.batch.cancel(key)  # a stop string can end a request before the model would
-                del self.texts[key], self.configs[key]
+                del self.texts[key]
             out.append((key, events))
         return out

@@ -19,10 +19,22 @@ from typing import Any
 
 import torch
 
-from seqlab.lm.generate import generate_ids, prompt_ids
+from seqlab.lm.config import DecodingConfig
+from seqlab.lm.generate import generate_ids
 from seqlab.lm.requests import MAX_TOP_LOGPROBS, PromptError, ScoredChoice, ScoringRequest, TokenLogprobs
 
-__all__ = ["request_ids", "score_request"]
+__all__ = ["prompt_ids", "request_ids", "score_request"]
+
+
+def prompt_ids(tokenizer: Any, prompt: str) -> list[int]:
+    """Token ids of ``prompt``; an empty prompt starts a new document, as after <|endoftext|> in training."""
+    ids = tokenizer(prompt, add_special_tokens=False)["input_ids"] if prompt else []
+    if not ids:
+        start = tokenizer.bos_token_id if tokenizer.bos_token_id is not None else tokenizer.eos_token_id
+        if start is None:
+            raise ValueError("empty prompt and the tokenizer has no bos/eos token to start from")
+        ids = [start]
+    return list(ids)
 
 
 def request_ids(tokenizer: Any, prompt: str | Sequence[int]) -> list[int]:
@@ -73,7 +85,7 @@ def score_request(
     Raises:
         PromptError: bad token ids, or a prompt that does not fit ``context`` with the new tokens (413).
     """
-    config, n_new = request.config, request.max_new_tokens
+    config, n_new = DecodingConfig.of(request.config), request.max_new_tokens
     ids = request_ids(tokenizer, request.prompt)
     if context is not None and len(ids) + n_new > context:
         raise PromptError(

@@ -10,11 +10,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
-from seqlab.lm.config import DecodingConfig
+from seqlab.lm.config import DecodingParams
 
 __all__ = [
     "MAX_TOP_LOGPROBS",
     "Candidate",
+    "Collected",
     "FinishReason",
     "GenerationRequest",
     "PromptError",
@@ -23,6 +24,7 @@ __all__ = [
     "ScoringRequest",
     "StreamEvent",
     "TokenLogprobs",
+    "prompt_room",
 ]
 
 FinishReason = Literal["stop", "length"]
@@ -40,11 +42,12 @@ class PromptError(ValueError):
 
 @dataclass(frozen=True)
 class GenerationRequest:
-    """One prompt to continue (text, or token ids as OpenAI's API allows): its decoding config and optional
-    stop strings (OpenAI's ``stop``)."""
+    """One prompt to continue (text, or token ids as OpenAI's API allows): its decoding parameters (a
+    :class:`~seqlab.lm.config.DecodingConfig` too, for the engine switches) and optional stop strings
+    (OpenAI's ``stop``)."""
 
     prompt: str | tuple[int, ...]
-    config: DecodingConfig = field(default_factory=DecodingConfig)
+    config: DecodingParams = field(default_factory=DecodingParams)
     stop: tuple[str, ...] = ()
 
 
@@ -69,6 +72,48 @@ class StreamEvent:
     completion_tokens: int = 0  # set on the finishing event: tokens this candidate generated
 
 
+class Collected:
+    """A request's candidates folded from their :class:`StreamEvent` lists: per candidate its text, finish
+    reason (``"length"`` until one comes) and completion tokens. The one fold of a request's events, for
+    :meth:`~seqlab.lm.generator.Generator.generate_batch` and the Serve routes (collected or streamed)."""
+
+    def __init__(self, n: int) -> None:
+        self.texts: list[str] = [""] * n
+        self.reasons: list[FinishReason] = ["length"] * n
+        self.tokens: list[int] = [0] * n
+
+    def add(self, events: list[StreamEvent]) -> None:
+        for ev in events:
+            self.texts[ev.index] += ev.text
+            if ev.finish_reason is not None:
+                self.reasons[ev.index], self.tokens[ev.index] = ev.finish_reason, ev.completion_tokens
+
+    @property
+    def completion_tokens(self) -> int:
+        return sum(self.tokens)
+
+    def candidates(self, prompt_tokens: int, prompt_truncated: bool) -> list[Candidate]:
+        return [
+            Candidate(text, reason, n, prompt_tokens, prompt_truncated)
+            for text, reason, n in zip(self.texts, self.reasons, self.tokens, strict=True)
+        ]
+
+
+def prompt_room(context: int | None, max_new_tokens: int) -> int | None:
+    """How many prompt tokens fit the model's ``context`` beside ``max_new_tokens`` new ones (None: no
+    limit). The one context-fit rule: a longer prompt keeps its end (:meth:`Generator.encode
+    <seqlab.lm.generator.Generator.encode>`); the ingress refuses a ``max_new_tokens`` that leaves no room.
+
+    Raises:
+        ValueError: ``max_new_tokens`` leaves no room for a prompt.
+    """
+    if context is None:
+        return None
+    if max_new_tokens >= context:
+        raise ValueError(f"max_new_tokens must be < the model's context of {context} tokens")
+    return context - max_new_tokens
+
+
 @dataclass(frozen=True)
 class PromptFit:
     """How a prompt fits the model's context: the first item of a generator deployment's stream."""
@@ -84,7 +129,7 @@ class ScoringRequest:
     evaluation harnesses send to score a text): no streaming, no truncation."""
 
     prompt: str | tuple[int, ...]
-    config: DecodingConfig  # how the new tokens are chosen (its max_new_tokens is ignored)
+    config: DecodingParams  # how the new tokens are chosen (its max_new_tokens is ignored)
     max_new_tokens: int = 0  # 0: score the prompt alone (with echo)
     top_logprobs: int = 0  # alternatives per position (OpenAI's logprobs=N), 0: only the chosen token's
     echo: bool = False  # include the prompt's own tokens (the first has no log-probability)

@@ -30,7 +30,7 @@ import torch
 
 from seqlab.corpus import parquet_path
 from seqlab.lm.config import FinetuneJobConfig, LMTrainConfig
-from seqlab.lm.data import tokenize_and_pack
+from seqlab.lm.data import tokenize_and_pack_splits
 from seqlab.lm.model import ModelSpec, init_model, load_causal_lm
 
 __all__ = ["TrainingRun", "block_datasets", "fit", "plan_steps", "train_loop_per_worker"]
@@ -109,21 +109,6 @@ def block_datasets(corpus_dir: str, tokenizer: Any, cfg: FinetuneJobConfig) -> d
         split: (ds.filter(expr=f"split == '{split}'").select_columns(["input_ids"]), n)
         for split, n in counts.items()
     }
-
-
-def tokenize_and_pack_splits(
-    batch: dict[str, Any], tokenizer: Any, column: str, block_size: int
-) -> dict[str, Any]:
-    """``map_batches`` function: pack each split of a batch of documents on its own (no block mixes splits)."""
-    import numpy as np
-
-    ids, splits = [], []
-    for split in ("train", "val"):
-        docs = batch[column][batch["split"] == split]
-        blocks = tokenize_and_pack({column: docs}, tokenizer, column, block_size)["input_ids"]
-        ids.append(blocks)
-        splits.extend([split] * len(blocks))
-    return {"input_ids": np.concatenate(ids), "split": np.asarray(splits, dtype=object)}
 
 
 def param_groups(model: torch.nn.Module, weight_decay: float) -> list[dict[str, Any]]:

@@ -20,15 +20,14 @@ from typing import Any
 
 from fastapi.responses import StreamingResponse
 
-from seqlab.lm.config import DecodingConfig, DecodingParams
-from seqlab.lm.requests import GenerationRequest, PromptFit, StreamEvent
+from seqlab.lm.config import DecodingParams
+from seqlab.lm.requests import Collected, GenerationRequest, PromptFit, prompt_room
 from seqlab.serve import metrics
 from seqlab.serve.config import ServeArgs
 from seqlab.serve.errors import ApiError, serve_failure, unexpected_failure
 from seqlab.serve.schemas import ModelInfo, Usage
 
 __all__ = [
-    "Collected",
     "Deadline",
     "GeneratorStreams",
     "Serving",
@@ -162,19 +161,6 @@ class Serving:
         self.limits = ctx.limits
 
 
-class Collected:
-    """What a request's candidates have produced so far: text, finish reason, completion tokens."""
-
-    def __init__(self, n: int) -> None:
-        self.texts, self.reasons, self.tokens = [""] * n, ["length"] * n, [0] * n
-
-    def add(self, events: list[StreamEvent]) -> None:
-        for ev in events:
-            self.texts[ev.index] += ev.text
-            if ev.finish_reason is not None:
-                self.reasons[ev.index], self.tokens[ev.index] = ev.finish_reason, ev.completion_tokens
-
-
 class GeneratorStreams(Serving):
     """Opening and collecting generator streams, for the routes that generate text."""
 
@@ -194,19 +180,20 @@ class GeneratorStreams(Serving):
 
     async def check_context(self, max_new_tokens: int, tokens_field: str) -> None:
         context = (await self.ctx.card("generator")).get("context_length")
-        if context is not None and max_new_tokens >= context:
+        try:
+            prompt_room(context, max_new_tokens)
+        except ValueError:
             raise ApiError(
                 422,
                 f"{tokens_field} must be < the model's context of {context} tokens (got {max_new_tokens})",
                 tokens_field,
-            )
+            ) from None
 
     @staticmethod
     def request(
         prompt: str | tuple[int, ...], params: DecodingParams, stop: list[str] | None = None
     ) -> GenerationRequest:
-        decoding = {name: getattr(params, name) for name in DecodingParams.model_fields}
-        return GenerationRequest(prompt, DecodingConfig(**decoding), tuple(stop or ()))
+        return GenerationRequest(prompt, DecodingParams.of(params), tuple(stop or ()))
 
     async def open(self, request: GenerationRequest, field: str, deadline: Deadline) -> tuple[PromptFit, Any]:
         """Start decoding ``request``: how its prompt fits the context, and the stream of its events.

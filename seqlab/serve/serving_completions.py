@@ -14,7 +14,7 @@ from contextlib import aclosing
 from typing import Any
 
 from seqlab.lm.config import DecodingParams
-from seqlab.lm.requests import ScoringRequest
+from seqlab.lm.requests import Collected, ScoringRequest
 from seqlab.serve.errors import ApiError
 from seqlab.serve.schemas import (
     CompletionChoice,
@@ -74,7 +74,7 @@ class ServingCompletions(GeneratorStreams):
                         index=p_idx * params.num_candidates + c_idx, text=prefix + text, finish_reason=reason
                     )
                 )
-            completion_tokens += sum(got.tokens)
+            completion_tokens += got.completion_tokens
         return CompletionResponse(
             id=completion_id,
             created=created,
@@ -104,9 +104,8 @@ class ServingCompletions(GeneratorStreams):
     ) -> CompletionResponse:
         """Choices with every token's log-probability. One generator call per prompt, not streamed."""
         generator = self.ctx.need("generator")
-        config = self.request("", params).config
         requests = [
-            ScoringRequest(p, config, body.max_tokens, body.logprobs or 0, body.echo, tuple(body.stop or ()))
+            ScoringRequest(p, params, body.max_tokens, body.logprobs or 0, body.echo, tuple(body.stop or ()))
             for p in prompts
         ]
         results = await asyncio.gather(
@@ -170,7 +169,7 @@ class ServingCompletions(GeneratorStreams):
             return sse(data)
 
         tasks = [asyncio.create_task(pump(i, s)) for i, s in enumerate(streams)]
-        open_streams, completion_tokens = len(tasks), 0
+        open_streams, got = len(tasks), [Collected(n) for _ in streams]
         try:
             if body.echo:
                 for p_idx, text in enumerate(echoed):
@@ -188,19 +187,16 @@ class ServingCompletions(GeneratorStreams):
                     )
                     yield sse(error.body())
                     break
-                choices = []
-                for ev in item:
-                    if ev.text or ev.finish_reason:
-                        choices.append(
-                            CompletionChoice(
-                                index=p_idx * n + ev.index, text=ev.text, finish_reason=ev.finish_reason
-                            )
-                        )
-                    completion_tokens += ev.completion_tokens
+                got[p_idx].add(item)
+                choices = [
+                    CompletionChoice(index=p_idx * n + ev.index, text=ev.text, finish_reason=ev.finish_reason)
+                    for ev in item
+                    if ev.text or ev.finish_reason
+                ]
                 if choices:
                     yield chunk(choices)
             else:
-                totals = usage(prompt_tokens, completion_tokens)
+                totals = usage(prompt_tokens, sum(g.completion_tokens for g in got))
                 if include_usage:
                     yield chunk([], totals)
         finally:

@@ -5,11 +5,10 @@ from collections.abc import AsyncIterator
 from contextlib import aclosing
 from typing import Any
 
-from seqlab.lm.requests import GenerationRequest, PromptFit
+from seqlab.lm.requests import Collected, GenerationRequest, PromptFit
 from seqlab.serve.errors import ApiError
 from seqlab.serve.schemas import GenerateCandidate, GenerateRequest, GenerateResponse
 from seqlab.serve.serving import (
-    Collected,
     Deadline,
     GeneratorStreams,
     ServingContext,
@@ -62,7 +61,7 @@ class ServingGenerate(GeneratorStreams):
         return GenerateResponse(
             candidates=candidates,
             model=self.ctx.model_info("generator"),
-            usage=usage(fit.tokens, sum(got.tokens)),
+            usage=usage(fit.tokens, got.completion_tokens),
             prompt_truncated=fit.truncated,
         )
 

@@ -73,7 +73,18 @@ def quiet_worker() -> None:
     cluster beside seqlab's local one) it died with a traceback ("Found multiple active Ray instances").
     """
     _name_own_cluster()
+    sys.unraisablehook = _quiet_exit_in_callbacks
     quiet_libraries()
+
+
+def _quiet_exit_in_callbacks(unraisable: object) -> None:
+    """Ray stops a worker (a finished Tune trial, say) with SIGTERM, and its handler raises SystemExit; when
+    that lands inside a finalizer or weakref callback Python prints "Exception ignored in ..." with a
+    traceback of Ray's shutdown. That SystemExit is the worker stopping as asked: not printed. Any other
+    exception in a callback still is."""
+    if isinstance(getattr(unraisable, "exc_value", None), SystemExit):
+        return
+    sys.__unraisablehook__(unraisable)  # type: ignore[arg-type]
 
 
 def quiet_libraries() -> None:

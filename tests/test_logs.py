@@ -63,3 +63,16 @@ def test_each_quieted_logger_is_set_in_a_worker(name, level):
         f"import logging\nfrom seqlab import logs\nlogs.quiet_worker()\nprint(logging.getLogger({name!r}).level)"
     )
     assert done.returncode == 0 and int(done.stdout) == level
+
+
+def test_a_worker_stopping_inside_a_callback_prints_no_traceback():
+    code = (
+        "from seqlab import logs\nlogs.quiet_worker()\n"
+        "class Stop:\n    def __del__(self):\n        raise SystemExit(1)\n"
+        "class Bug:\n    def __del__(self):\n        raise ValueError('a real bug')\n"
+        "Stop()\nBug()\nprint('still running')\n"
+    )
+    done = _run(code)
+    assert done.returncode == 0 and done.stdout.strip() == "still running", done.stderr
+    assert "SystemExit" not in done.stderr  # the worker being stopped: quiet
+    assert "ValueError: a real bug" in done.stderr  # anything else in a callback is still printed

@@ -128,6 +128,14 @@ class SearchConfig(Config):
     tpe_multivariate: bool = Field(
         True, description="Optuna TPE: model the parameters jointly (multivariate=True, group=True)"
     )
+    tpe_constant_liar: bool = Field(
+        False,
+        description="Optuna TPE: count running trials as bad results (constant_liar), so concurrent trials "
+        "do not all sample the same point",
+    )
+    sampler: Literal["tpe", "gp"] = Field(
+        "tpe", description="Optuna's sampler after the start-up trials: TPE or a Gaussian process (GPSampler)"
+    )
     seed: int = Field(0, description="seed of the search algorithm")
     seed_architectures: bool = Field(
         True,

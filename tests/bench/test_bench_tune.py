@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import argparse
 
+import pytest
+
 from seqlab.bench import tune as bench
 
 
@@ -31,7 +33,12 @@ def test_first_reach_and_best_so_far():
 def test_summary_reports_median_spread_ratio_and_wins():
     budget = 10
     rows = [
-        {"seed": s, "best": {"seqlab": b, "random": 0.6}, "reach": {"seqlab": (r, 8)}}
+        {
+            "seed": s,
+            "best": {"seqlab": b, "random": 0.6},
+            "reach": {"seqlab": (r, 8)},
+            "gain": {"seqlab": 0.01},
+        }
         for s, (b, r) in enumerate([(0.7, 2), (0.6, 3), (0.5, None), (0.65, 4), (0.61, 1)])
     ]
     lines = bench.summarize(rows, ["seqlab", "random"], budget, 0.02)
@@ -49,3 +56,17 @@ def test_plot_writes_a_png(tmp_path):
     path = tmp_path / "p.png"
     bench.plot(curves, 3, str(path), "t")
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_gain_after_seeds_and_a_seed_row_cut_at_a_smaller_budget():
+    seqlab = [0.2, 0.8, 0.5, 0.81, 0.7, 0.83]  # seeded trials end at trial-epoch 3 (best 0.8 by then)
+    random = [0.1, 0.3, 0.82, 0.4, 0.5, 0.6]
+    assert bench.gain_after_seeds(seqlab, 3) == pytest.approx(0.03)
+    assert bench.gain_after_seeds(seqlab, 0) == pytest.approx(0.83)  # no seeded trials: all of it
+    row = bench.score_seed(7, {"seqlab": seqlab, "random": random}, {"seqlab": 3, "random": 0}, 6, 0.02)
+    assert row["best"] == {"seqlab": 0.83, "random": 0.82}
+    assert row["reach"]["seqlab"] == (4, 3)  # target 0.83 - 0.02
+    cut = bench.score_seed(7, {"seqlab": seqlab, "random": random}, {"seqlab": 3, "random": 0}, 4, 0.02)
+    assert cut["best"]["seqlab"] == 0.81 and cut["gain"]["seqlab"] == pytest.approx(0.01)
+    args = _parse(["--report-at", "60", "--report-at", "90"])
+    assert args.report_at == [60, 90]

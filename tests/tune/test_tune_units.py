@@ -321,3 +321,42 @@ def test_resuming_a_finished_search_says_so_and_changes_nothing(tmp_path, capsys
     assert f"the search in {out} finished" in err and "nothing changed" in err
     assert {p.name: (p.stat().st_mtime_ns, p.read_bytes()) for p in out.iterdir()} == before
     assert os.listdir(out) == list(before)
+
+
+def test_best_so_far_marks_where_the_seeded_trials_end(tmp_path):
+    from seqlab.tune.report import best_so_far
+
+    curves = [
+        {
+            "architecture": "GRU",
+            "seeded": True,
+            "reported_at": [1.0, 3.0],
+            "val_r2": [0.5, 0.7],
+            "epoch": [1, 2],
+            "val_rmse": [1, 1],
+        },
+        {
+            "architecture": "LSTM",
+            "seeded": True,
+            "reported_at": [2.0],
+            "val_r2": [0.6],
+            "epoch": [1],
+            "val_rmse": [1],
+        },
+        {
+            "architecture": "GRU",
+            "seeded": False,
+            "reported_at": [4.0, 5.0],
+            "val_r2": [0.65, 0.75],
+            "epoch": [1, 2],
+            "val_rmse": [1, 1],
+        },
+    ]
+    progress = best_so_far(curves)
+    assert progress["best"] == [0.5, 0.6, 0.7, 0.7, 0.75]
+    assert progress["seed_end"] == 3 and progress["at_seed_end"] == 0.7 and progress["final"] == 0.75
+    assert best_so_far([{"epoch": [1], "val_rmse": [1.0]}]) is None  # an older search without report times
+    files = write_report(tmp_path, {}, curves)
+    assert "best_so_far.png" in files
+    text = (tmp_path / "report.md").read_text()
+    assert "trial-epoch 3 of 5" in text and "kept improving" in text and "best_so_far.png" in text

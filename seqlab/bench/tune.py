@@ -88,10 +88,10 @@ def best_so_far(curve: list[float]) -> list[float]:
     return list(itertools.accumulate(curve, max))
 
 
-def _search(cfg, data, storage: str, budget: int) -> tuple[list[float], int]:
+def _search(cfg, data, storage: str, budget: int) -> tuple[list[float], list[bool]]:
     """Run one search: val R² of every epoch report in reporting order, cut at ``budget`` (a trial still
-    running when the budget stopper fires may report once more), and the trial-epochs spent when the last
-    seeded architecture trial reported (0 without seeded trials)."""
+    running when the budget stopper fires may report once more), and which reports came from the seeded
+    architecture trials."""
     from seqlab.tune.search import build_tuner, seeded_points
 
     points = seeded_points(cfg.search)
@@ -106,8 +106,7 @@ def _search(cfg, data, storage: str, budget: int) -> tuple[list[float], int]:
             (float(t), float(r), seeded) for t, r in zip(df["reported_at"], df["val_r2"], strict=True)
         ]
     reports = sorted(reports)[:budget]
-    seed_end = max((i for i, (_, _, seeded) in enumerate(reports, start=1) if seeded), default=0)
-    return [r2 for _, r2, _ in reports], seed_end
+    return [r2 for _, r2, _ in reports], [seeded for _, _, seeded in reports]
 
 
 def _variants(args: argparse.Namespace) -> dict[str, list[str]]:
@@ -122,25 +121,34 @@ def _spread(values: list[float], fmt: str = "{:.3f}") -> str:
     return f"{fmt.format(statistics.median(values))} [{fmt.format(min(values))}–{fmt.format(max(values))}]"
 
 
-def gain_after_seeds(curve: list[float], seed_end: int) -> float:
-    """Best-so-far at the end of ``curve`` less best-so-far when the seeded trials ended (trial-epoch
-    ``seed_end``, 1-based; 0 = no seeded trials, the gain is then the whole best)."""
+def seeds_end(seeded: list[bool]) -> int:
+    """Trial-epochs spent (1-based) when the last seeded trial reported; 0 without seeded trials."""
+    return max((i for i, flag in enumerate(seeded, start=1) if flag), default=0)
+
+
+def gain_after_seeds(curve: list[float], seeded: list[bool]) -> float:
+    """Best R² of the whole ``curve`` less the best the seeded trials reached (their reports are flagged in
+    ``seeded``): what the sampler's own trials added. Measured against the seeded trials, not against the
+    best-so-far where the last seeded trial ended, because sampled trials run between the seeded ones (a
+    slow seeded trial can end late) and what they find there is the sampler's too. No seeded trials: the
+    whole best."""
     if not curve:
         return 0.0
-    before = max(curve[:seed_end]) if seed_end else 0.0
-    return max(curve) - before
+    return max(curve) - max((r2 for r2, flag in zip(curve, seeded, strict=True) if flag), default=0.0)
 
 
 def score_seed(
-    seed: int, curves: dict[str, list[float]], seed_ends: dict[str, int], budget: int, tolerance: float
+    seed: int, curves: dict[str, list[float]], seeded: dict[str, list[bool]], budget: int, tolerance: float
 ) -> dict:
     """One seed's row of the table from each method's curve (cut at ``budget``): best, gain after the seeded
     trials, and trial-epochs until each search and random search reach the better best less ``tolerance``."""
     curves = {m: c[:budget] for m, c in curves.items()}
-    row: dict = {"seed": seed, "best": {}, "reach": {}, "gain": {}, "seed_end": dict(seed_ends)}
+    seeded = {m: flags[:budget] for m, flags in seeded.items()}
+    row: dict = {"seed": seed, "best": {}, "reach": {}, "gain": {}, "seed_end": {}}
     for m, curve in curves.items():
         row["best"][m] = max(curve)
-        row["gain"][m] = gain_after_seeds(curve, min(seed_ends[m], len(curve)))
+        row["gain"][m] = gain_after_seeds(curve, seeded[m])
+        row["seed_end"][m] = seeds_end(seeded[m])
     for m in curves:
         if m == BASELINE:
             continue
@@ -228,7 +236,7 @@ def plot(curves: dict[str, list[list[float]]], budget: int, path: str, title: st
 
 
 def _dump(
-    out: str, budget: int, tolerance: float, variants: dict, rows: list, curves: dict, seed_ends: dict
+    out: str, budget: int, tolerance: float, variants: dict, rows: list, curves: dict, seeded: dict
 ) -> None:
     """The raw curves so far (after every seed, so an interrupted bench keeps what it measured)."""
     payload = {
@@ -237,7 +245,7 @@ def _dump(
         "variants": variants,
         "rows": rows,
         "curves": curves,
-        "seed_ends": seed_ends,
+        "seeded": seeded,
     }
     atomic_write_text(os.path.join(out, "tune_curves.json"), json.dumps(payload, indent=1))
 
@@ -269,7 +277,7 @@ def run(args: argparse.Namespace) -> int:
     rows: list[dict] = []
     curves: dict[str, list[list[float]]] = {m: [] for m in methods}
     seconds: dict[str, list[float]] = {m: [] for m in methods}
-    seed_ends: dict[str, list[int]] = {m: [] for m in methods}
+    seeded: dict[str, list[list[bool]]] = {m: [] for m in methods}
     t_start = time.perf_counter()
     with ray_session():
         for repeat in range(args.repeats):
@@ -309,14 +317,12 @@ def run(args: argparse.Namespace) -> int:
             with tempfile.TemporaryDirectory() as storage:
                 for name, cfg in cfgs.items():
                     t0 = time.perf_counter()
-                    curve, seed_end = _search(cfg, corpus.encoded, storage, budget)
+                    curve, flags = _search(cfg, corpus.encoded, storage, budget)
                     seconds[name].append(time.perf_counter() - t0)
                     curves[name].append(curve)
-                    seed_ends[name].append(seed_end)
+                    seeded[name].append(flags)
                     seed_curves[name] = curve
-            row = score_seed(
-                seed, seed_curves, {m: seed_ends[m][-1] for m in methods}, budget, args.tolerance
-            )
+            row = score_seed(seed, seed_curves, {m: seeded[m][-1] for m in methods}, budget, args.tolerance)
             rows.append(row)
             print(
                 f"seed {seed}: "
@@ -324,7 +330,7 @@ def run(args: argparse.Namespace) -> int:
                     f"{m} best {row['best'][m]:.3f}"
                     + (
                         f" reach {row['reach'][m][0] or 'never'} vs {row['reach'][m][1] or 'never'}"
-                        f" gain after seeds {row['gain'][m]:+.3f} (seeds end at {row['seed_end'][m]})"
+                        f" gain over the seeded trials {row['gain'][m]:+.3f} (they end at {row['seed_end'][m]})"
                         if m in variants
                         else ""
                     )
@@ -333,7 +339,7 @@ def run(args: argparse.Namespace) -> int:
                 ),
                 flush=True,
             )
-            _dump(args.out, budget, args.tolerance, variants, rows, curves, seed_ends)
+            _dump(args.out, budget, args.tolerance, variants, rows, curves, seeded)
     wall = time.perf_counter() - t_start
 
     lines = summarize(rows, methods, budget, args.tolerance)
@@ -344,7 +350,7 @@ def run(args: argparse.Namespace) -> int:
             score_seed(
                 row["seed"],
                 {m: curves[m][i][:cut] for m in methods},
-                {m: row["seed_end"][m] for m in methods},
+                {m: seeded[m][i] for m in methods},
                 cut,
                 args.tolerance,
             )

@@ -58,15 +58,19 @@ def test_plot_writes_a_png(tmp_path):
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
-def test_gain_after_seeds_and_a_seed_row_cut_at_a_smaller_budget():
-    seqlab = [0.2, 0.8, 0.5, 0.81, 0.7, 0.83]  # seeded trials end at trial-epoch 3 (best 0.8 by then)
+def test_gain_over_the_seeded_trials_and_a_seed_row_cut_at_a_smaller_budget():
+    seqlab = [0.2, 0.8, 0.5, 0.81, 0.7, 0.83]
+    seeded = [True, True, False, False, True, False]  # a sampled trial ran between the seeded ones
     random = [0.1, 0.3, 0.82, 0.4, 0.5, 0.6]
-    assert bench.gain_after_seeds(seqlab, 3) == pytest.approx(0.03)
-    assert bench.gain_after_seeds(seqlab, 0) == pytest.approx(0.83)  # no seeded trials: all of it
-    row = bench.score_seed(7, {"seqlab": seqlab, "random": random}, {"seqlab": 3, "random": 0}, 6, 0.02)
-    assert row["best"] == {"seqlab": 0.83, "random": 0.82}
+    assert bench.seeds_end(seeded) == 5 and bench.seeds_end([False] * 6) == 0
+    assert bench.gain_after_seeds(seqlab, seeded) == pytest.approx(0.03)  # over the seeded best, 0.8
+    assert bench.gain_after_seeds(random, [False] * 6) == pytest.approx(0.82)  # no seeded trials: all of it
+    flags = {"seqlab": seeded, "random": [False] * 6}
+    row = bench.score_seed(7, {"seqlab": seqlab, "random": random}, flags, 6, 0.02)
+    assert row["best"] == {"seqlab": 0.83, "random": 0.82} and row["seed_end"]["seqlab"] == 5
     assert row["reach"]["seqlab"] == (4, 3)  # target 0.83 - 0.02
-    cut = bench.score_seed(7, {"seqlab": seqlab, "random": random}, {"seqlab": 3, "random": 0}, 4, 0.02)
+    cut = bench.score_seed(7, {"seqlab": seqlab, "random": random}, flags, 4, 0.02)
     assert cut["best"]["seqlab"] == 0.81 and cut["gain"]["seqlab"] == pytest.approx(0.01)
+    assert cut["seed_end"]["seqlab"] == 2
     args = _parse(["--report-at", "60", "--report-at", "90"])
     assert args.report_at == [60, 90]

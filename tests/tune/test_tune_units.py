@@ -289,14 +289,21 @@ def test_search_uses_the_configured_tpe_and_asha():
     cfg = load_config(
         TuneJobConfig,
         None,
-        ["--search.tpe_startup_trials=4", "--search.tpe_multivariate=true", "--search.grace_period=1"],
+        [
+            "--search.sampler=tpe",
+            "--search.tpe_startup_trials=4",
+            "--search.tpe_multivariate=true",
+            "--search.grace_period=1",
+        ],
     )
     searcher, scheduler = build_search(cfg)
     sampler = searcher._sampler
     assert sampler._n_startup_trials == 4 and sampler._multivariate and sampler._group
     assert isinstance(scheduler, AsyncHyperBandScheduler) and scheduler._max_t == cfg.train.max_epochs
     assert len(searcher._points_to_evaluate) == 6  # one per architecture (seed_architectures)
-    plain, _ = build_search(load_config(TuneJobConfig, None, ["--search.tpe_multivariate=false"]))
+    plain, _ = build_search(
+        load_config(TuneJobConfig, None, ["--search.sampler=tpe", "--search.tpe_multivariate=false"])
+    )
     assert not plain._sampler._multivariate and not plain._sampler._group
 
 
@@ -360,3 +367,13 @@ def test_best_so_far_marks_where_the_seeded_trials_end(tmp_path):
     assert "best_so_far.png" in files
     text = (tmp_path / "report.md").read_text()
     assert "trial-epoch 3 of 5" in text and "kept improving" in text and "best_so_far.png" in text
+
+
+def test_the_default_sampler_is_gp_after_the_seeded_trials():
+    import optuna
+
+    from seqlab.tune.search import build_search
+
+    searcher, _ = build_search(load_config(TuneJobConfig, None, []))
+    assert isinstance(searcher._sampler, optuna.samplers.GPSampler)
+    assert searcher._sampler._n_startup_trials == 6

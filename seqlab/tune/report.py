@@ -118,12 +118,14 @@ def _early_stops(curves: list[dict[str, Any]], max_epochs: int | None) -> str:
 
 def best_so_far(curves: list[dict[str, Any]]) -> dict[str, Any] | None:
     """The search's best val R² so far against trial-epochs spent (every trial's epoch reports merged in
-    the order they were reported), and where the seeded architecture trials ended.
+    the order they were reported), where the seeded architecture trials ended, and what they reached.
 
     Returns:
-        ``{"best": [...], "seed_end": k, "at_seed_end": r2, "final": r2}`` (``seed_end`` is the trial-epoch
-        of the last seeded trial's last report, 0 without seeded trials), or None when the trials carry no
-        report times (an older search).
+        ``{"best": [...], "seed_end": k, "seeded_best": r2, "final": r2}`` (``seed_end`` is the trial-epoch
+        of the last seeded trial's last report, 0 and ``seeded_best`` None without seeded trials), or None
+        when the trials carry no report times (an older search). ``final - seeded_best`` is what the
+        sampler's own trials added (they also run between the seeded ones, so it is measured against the
+        seeded trials' best, not against the best-so-far at ``seed_end``).
     """
     reports = [
         (t, r2, bool(c.get("seeded")))
@@ -139,7 +141,7 @@ def best_so_far(curves: list[dict[str, Any]]) -> dict[str, Any] | None:
     return {
         "best": best,
         "seed_end": seed_end,
-        "at_seed_end": best[seed_end - 1] if seed_end else None,
+        "seeded_best": max((r2 for _, r2, seeded in reports if seeded), default=None),
         "final": best[-1],
     }
 
@@ -149,16 +151,16 @@ def _progress_line(progress: dict[str, Any]) -> str:
     total = len(progress["best"])
     if not progress["seed_end"]:
         return f"Best val R² {progress['final']:.3f} after {total} trial-epochs (no seeded trials)."
-    gain = progress["final"] - progress["at_seed_end"]
+    gain = progress["final"] - progress["seeded_best"]
     verdict = (
-        "the search after them kept improving"
+        "the sampled trials kept improving on them"
         if gain > 0
-        else "the search after them has not beaten them: more trial-epochs, a wider space or another "
-        "sampler may help"
+        else "the sampled trials have not beaten them: more trial-epochs or a wider space may help"
     )
     return (
-        f"Best val R² {progress['at_seed_end']:.3f} when the seeded architecture trials ended (trial-epoch "
-        f"{progress['seed_end']} of {total}), {progress['final']:.3f} at the end ({gain:+.3f}): {verdict}."
+        f"Best val R² of the seeded architecture trials {progress['seeded_best']:.3f} (the last of them "
+        f"ended at trial-epoch {progress['seed_end']} of {total}), of the whole search "
+        f"{progress['final']:.3f} ({gain:+.3f}): {verdict}."
     )
 
 

@@ -63,7 +63,7 @@ def test_a_resumed_search_keeps_the_seeded_results(tmp_path):
 def test_constant_liar_and_the_sampler_are_configurable():
     import optuna
 
-    _, searcher = _searcher("--search.tpe_constant_liar=true")
+    _, searcher = _searcher("--search.sampler=tpe", "--search.tpe_constant_liar=true")
     sampler = searcher._sampler
     assert isinstance(sampler, optuna.samplers.TPESampler) and sampler._constant_liar
     _, searcher = _searcher("--search.sampler=gp")

@@ -361,12 +361,13 @@ def test_best_so_far_marks_where_the_seeded_trials_end(tmp_path):
     ]
     progress = best_so_far(curves)
     assert progress["best"] == [0.5, 0.6, 0.7, 0.7, 0.75]
-    assert progress["seed_end"] == 3 and progress["at_seed_end"] == 0.7 and progress["final"] == 0.75
+    assert progress["seed_end"] == 3 and progress["seeded_best"] == 0.7 and progress["final"] == 0.75
     assert best_so_far([{"epoch": [1], "val_rmse": [1.0]}]) is None  # an older search without report times
     files = write_report(tmp_path, {}, curves)
     assert "best_so_far.png" in files
     text = (tmp_path / "report.md").read_text()
-    assert "trial-epoch 3 of 5" in text and "kept improving" in text and "best_so_far.png" in text
+    assert "trial-epoch 3 of 5" in text and "(+0.050): the sampled trials kept improving" in text
+    assert "![best so far](best_so_far.png)" in text
 
 
 def test_the_default_sampler_is_gp_after_the_seeded_trials():

@@ -46,8 +46,11 @@ def test_summary_reports_median_spread_ratio_and_wins():
     seqlab_row = next(line for line in lines if line.startswith("seqlab "))
     # reach: 2, 3, 10 (never -> budget), 4, 1 -> median 3; ratio to random's 8: median 3/8
     assert "3 [1–10]" in seqlab_row and "0.38 [0.12–1.25]" in seqlab_row and "4/5" in seqlab_row
-    assert "never" in text and "-> met" in text
-    rows[0]["best"]["seqlab"] = 0.5  # now only 3 of 5 seeds at least as good as random
+    assert "never" in text and "-> not met" in text  # 4/5: one seed below random's best
+    rows[2]["best"]["seqlab"] = 0.6  # now every seed at least as good as random, gain 0.01
+    assert "-> met" in "\n".join(bench.summarize(rows, ["seqlab", "random"], budget, 0.02))
+    for row in rows:
+        row["gain"]["seqlab"] = 0.0  # the sampled trials added nothing
     assert "-> not met" in "\n".join(bench.summarize(rows, ["seqlab", "random"], budget, 0.02))
 
 

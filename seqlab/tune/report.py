@@ -175,6 +175,7 @@ def _plot_best_so_far(path: Path, progress: dict[str, Any]) -> None:
     ax.step(range(1, len(best) + 1), best, where="post", color="#1f77b4", label="best val R² so far")
     if progress["seed_end"]:
         ax.axvline(progress["seed_end"], color="black", linestyle=":", label="seeded architecture trials end")
+        ax.axhline(progress["seeded_best"], color="gray", linestyle="--", label="best of the seeded trials")
     ax.set_xlabel("trial-epochs spent (all trials, in reporting order)")
     ax.set_ylabel("best val R² so far")
     ax.set_ylim(bottom=max(0.0, min(best[len(best) // 6 :] or best) - 0.05))

@@ -333,31 +333,15 @@ def test_resuming_a_finished_search_says_so_and_changes_nothing(tmp_path, capsys
 def test_best_so_far_marks_where_the_seeded_trials_end(tmp_path):
     from seqlab.tune.report import best_so_far
 
+    def trial(arch: str, seeded: bool, reported_at: list[float], val_r2: list[float]) -> dict:
+        epochs = list(range(1, len(val_r2) + 1))
+        return {"architecture": arch, "seeded": seeded, "reported_at": reported_at, "val_r2": val_r2,
+                "epoch": epochs, "val_rmse": [1.0] * len(epochs)}  # fmt: skip
+
     curves = [
-        {
-            "architecture": "GRU",
-            "seeded": True,
-            "reported_at": [1.0, 3.0],
-            "val_r2": [0.5, 0.7],
-            "epoch": [1, 2],
-            "val_rmse": [1, 1],
-        },
-        {
-            "architecture": "LSTM",
-            "seeded": True,
-            "reported_at": [2.0],
-            "val_r2": [0.6],
-            "epoch": [1],
-            "val_rmse": [1],
-        },
-        {
-            "architecture": "GRU",
-            "seeded": False,
-            "reported_at": [4.0, 5.0],
-            "val_r2": [0.65, 0.75],
-            "epoch": [1, 2],
-            "val_rmse": [1, 1],
-        },
+        trial("GRU", True, [1.0, 3.0], [0.5, 0.7]),
+        trial("LSTM", True, [2.0], [0.6]),
+        trial("GRU", False, [4.0, 5.0], [0.65, 0.75]),
     ]
     progress = best_so_far(curves)
     assert progress["best"] == [0.5, 0.6, 0.7, 0.7, 0.75]

@@ -152,7 +152,8 @@ def finish_search(grid, cfg: TuneJobConfig, corpus, out: str, elapsed_s: float) 
     _export_best(
         artifacts.join(out, "best"), models[best_row["architecture"]], best_record, best_metrics, cfg, corpus
     )
-    _write_report_dir(artifacts.join(out, "report"), summary, _learning_curves(records), cfg, inputs)
+    curves = _learning_curves(records, cfg)
+    _write_report_dir(artifacts.join(out, "report"), summary, curves, cfg, inputs)
     headline = {
         **best_metrics,
         "tfidf_test_rmse": baselines["tfidf_ridge"].get("test_rmse"),
@@ -263,14 +264,25 @@ def _search_summary(grid, cfg, corpus, records, rows, best_row, baselines, elaps
     }
 
 
-def _learning_curves(records) -> list[dict[str, Any]]:
-    """Every trial's val RMSE per epoch, for the learning-curve plot."""
+def _learning_curves(records, cfg: TuneJobConfig) -> list[dict[str, Any]]:
+    """Every trial's val RMSE (and R²) per epoch and when it was reported, for the learning-curve and
+    best-so-far plots; ``seeded`` marks the seeded architecture trials."""
+    from seqlab.tune.search import seeded_points
+
+    points = seeded_points(cfg.search)
+
+    def column(history, name: str) -> list[float]:
+        return history[name].astype(float).tolist() if name in history else []
+
     return [
         {
             "trial_id": r.trial_id,
             "architecture": r.architecture,
+            "seeded": bool(points) and {k: r.config.get(k) for k in points[0]} in points,
             "epoch": r.history["epoch"].astype(int).tolist(),
-            "val_rmse": r.history["val_rmse"].astype(float).tolist(),
+            "val_rmse": column(r.history, "val_rmse"),
+            "val_r2": column(r.history, "val_r2"),
+            "reported_at": column(r.history, "reported_at"),
         }
         for r in records
     ]

@@ -7,6 +7,7 @@ Optuna study from the trials' results, so it works for any search algorithm (ran
 
 from __future__ import annotations
 
+import itertools
 import json
 import logging
 import math
@@ -17,7 +18,14 @@ from seqlab.artifacts import json_text
 from seqlab.models.config import CELLS, architecture_name
 from seqlab.tune.config import CHOICE_KEYS, SearchSpace
 
-__all__ = ["ARCHITECTURES", "MIN_IMPORTANCE_TRIALS", "importance_note", "param_importances", "write_report"]
+__all__ = [
+    "ARCHITECTURES",
+    "MIN_IMPORTANCE_TRIALS",
+    "best_so_far",
+    "importance_note",
+    "param_importances",
+    "write_report",
+]
 
 log = logging.getLogger(__name__)
 
@@ -106,6 +114,77 @@ def _early_stops(curves: list[dict[str, Any]], max_epochs: int | None) -> str:
         return f"all {len(curves)} trials ran the full {full} epochs; none was stopped early"
     at = ", ".join(f"{stopped.count(e)} after epoch {e}" for e in sorted(set(stopped)))
     return f"{len(stopped)} of {len(curves)} trials stopped before epoch {full} ({at})"
+
+
+def best_so_far(curves: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """The search's best val R² so far against trial-epochs spent (every trial's epoch reports merged in
+    the order they were reported), where the seeded architecture trials ended, and what they reached.
+
+    Returns:
+        ``{"best": [...], "seed_end": k, "seeded_best": r2, "final": r2}`` (``seed_end`` is the trial-epoch
+        of the last seeded trial's last report, 0 and ``seeded_best`` None without seeded trials), or None
+        when the trials carry no report times (an older search). ``final - seeded_best`` is what the
+        sampler's own trials added (they also run between the seeded ones, so it is measured against the
+        seeded trials' best, not against the best-so-far at ``seed_end``).
+    """
+    reports = [
+        (t, r2, bool(c.get("seeded")))
+        for c in curves
+        if len(c.get("reported_at", [])) == len(c.get("val_r2", [])) > 0
+        for t, r2 in zip(c["reported_at"], c["val_r2"], strict=True)
+    ]
+    if not reports:
+        return None
+    reports.sort()
+    best = list(itertools.accumulate((r2 for _, r2, _ in reports), max))
+    seed_end = max((i for i, (_, _, seeded) in enumerate(reports, start=1) if seeded), default=0)
+    return {
+        "best": best,
+        "seed_end": seed_end,
+        "seeded_best": max((r2 for _, r2, seeded in reports if seeded), default=None),
+        "final": best[-1],
+    }
+
+
+def _progress_line(progress: dict[str, Any]) -> str:
+    """One sentence: did the search keep improving after its seeded trials?"""
+    total = len(progress["best"])
+    if not progress["seed_end"]:
+        return f"Best val R² {progress['final']:.3f} after {total} trial-epochs (no seeded trials)."
+    gain = progress["final"] - progress["seeded_best"]
+    verdict = (
+        "the sampled trials kept improving on them"
+        if gain > 0
+        else "the sampled trials have not beaten them: more trial-epochs or a wider space may help"
+    )
+    return (
+        f"Best val R² of the seeded architecture trials {progress['seeded_best']:.3f} (the last of them "
+        f"ended at trial-epoch {progress['seed_end']} of {total}), of the whole search "
+        f"{progress['final']:.3f} ({gain:+.3f}): {verdict}."
+    )
+
+
+def _plot_best_so_far(path: Path, progress: dict[str, Any]) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    best = progress["best"]
+    fig, ax = plt.subplots(figsize=(7, 4))
+    ax.step(range(1, len(best) + 1), best, where="post", color="#1f77b4", label="best val R² so far")
+    if progress["seed_end"]:
+        ax.axvline(progress["seed_end"], color="black", linestyle=":", label="seeded architecture trials end")
+        ax.axhline(progress["seeded_best"], color="gray", linestyle="--", label="best of the seeded trials")
+    ax.set_xlabel("trial-epochs spent (all trials, in reporting order)")
+    ax.set_ylabel("best val R² so far")
+    ax.set_ylim(bottom=max(0.0, min(best[len(best) // 6 :] or best) - 0.05))
+    ax.set_title("Is the search still learning?", fontsize=10)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8, loc="lower right")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
 
 
 def _fmt(value: Any, digits: int = 3) -> str:
@@ -223,6 +302,10 @@ def write_report(directory: str | Path, summary: dict[str, Any], curves: list[di
     if curves:
         _plot_curves(out / "learning_curves.png", curves, summary, stops)
         files.append("learning_curves.png")
+    progress = best_so_far(curves)
+    if progress:
+        _plot_best_so_far(out / "best_so_far.png", progress)
+        files.append("best_so_far.png")
     if rows:
         _plot_architectures(out / "architectures.png", rows, summary)
         files.append("architectures.png")
@@ -230,11 +313,13 @@ def write_report(directory: str | Path, summary: dict[str, Any], curves: list[di
         _plot_importances(out / "importances.png", summary["importances"])
         files.append("importances.png")
     (out / "results.json").write_text(json_text({**summary, "curves": curves}), encoding="utf-8")
-    (out / "report.md").write_text(_markdown(summary, files, stops), encoding="utf-8")
+    (out / "report.md").write_text(_markdown(summary, files, stops, progress), encoding="utf-8")
     return files
 
 
-def _markdown(summary: dict[str, Any], files: list[str], stops: str) -> str:
+def _markdown(
+    summary: dict[str, Any], files: list[str], stops: str, progress: dict[str, Any] | None = None
+) -> str:
     best = summary.get("best", {})
     base = summary.get("baselines", {})
     floor = summary.get("noise_floor_rmse")
@@ -309,6 +394,15 @@ def _markdown(summary: dict[str, Any], files: list[str], stops: str) -> str:
     ]
     if missing:
         lines += ["", f"Not sampled by this search: {', '.join(missing)}."]
+    if progress:
+        lines += [
+            "",
+            "## Search progress",
+            "",
+            _progress_line(progress),
+            "",
+            "![best so far](best_so_far.png)",
+        ]
     lines += ["", "## Learning curves", ""]
     if "learning_curves.png" in files:
         lines += [stops + ".", "", "![learning curves](learning_curves.png)", ""]

@@ -47,6 +47,7 @@ __all__ = [
     "restore_tuner",
     "run_trial",
     "search_finished",
+    "seeded_points",
     "trial_resources",
 ]
 
@@ -102,6 +103,11 @@ def architecture_points(space: SearchSpace, preferred: dict[str, Any] | None = N
             point = {**middle, "cell": cell, "bidirectional": bidirectional}
             points.append({k: point[k] for k in searched})
     return points
+
+
+def seeded_points(search) -> list[dict[str, Any]]:
+    """The seeded architecture trials of a :class:`seqlab.tune.config.SearchConfig` (empty when off)."""
+    return architecture_points(search.space, search.seed_values) if search.seed_architectures else []
 
 
 def trial_resources(cfg: TuneJobConfig) -> dict[str, float]:
@@ -190,7 +196,7 @@ def build_search(cfg: TuneJobConfig):
     from ray.tune.search.optuna import OptunaSearch
 
     search = cfg.search
-    points = architecture_points(search.space, search.seed_values) if search.seed_architectures else None
+    points = seeded_points(search) or None
     if search.algorithm == "optuna":
         import warnings
 
@@ -202,12 +208,18 @@ def build_search(cfg: TuneJobConfig):
 
         with warnings.catch_warnings():  # multivariate/group TPE are "experimental" in Optuna's terms
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-            sampler = optuna.samplers.TPESampler(
-                seed=search.seed,
-                n_startup_trials=search.tpe_startup_trials,
-                multivariate=search.tpe_multivariate,
-                group=search.tpe_multivariate,
-            )
+            if search.sampler == "gp":
+                sampler = optuna.samplers.GPSampler(
+                    seed=search.seed, n_startup_trials=search.tpe_startup_trials
+                )
+            else:
+                sampler = optuna.samplers.TPESampler(
+                    seed=search.seed,
+                    n_startup_trials=search.tpe_startup_trials,
+                    multivariate=search.tpe_multivariate,
+                    group=search.tpe_multivariate,
+                    constant_liar=search.tpe_constant_liar,
+                )
         searcher = OptunaSearch(sampler=sampler, points_to_evaluate=points)
     else:
         searcher = BasicVariantGenerator(

@@ -289,14 +289,21 @@ def test_search_uses_the_configured_tpe_and_asha():
     cfg = load_config(
         TuneJobConfig,
         None,
-        ["--search.tpe_startup_trials=4", "--search.tpe_multivariate=true", "--search.grace_period=1"],
+        [
+            "--search.sampler=tpe",
+            "--search.tpe_startup_trials=4",
+            "--search.tpe_multivariate=true",
+            "--search.grace_period=1",
+        ],
     )
     searcher, scheduler = build_search(cfg)
     sampler = searcher._sampler
     assert sampler._n_startup_trials == 4 and sampler._multivariate and sampler._group
     assert isinstance(scheduler, AsyncHyperBandScheduler) and scheduler._max_t == cfg.train.max_epochs
     assert len(searcher._points_to_evaluate) == 6  # one per architecture (seed_architectures)
-    plain, _ = build_search(load_config(TuneJobConfig, None, ["--search.tpe_multivariate=false"]))
+    plain, _ = build_search(
+        load_config(TuneJobConfig, None, ["--search.sampler=tpe", "--search.tpe_multivariate=false"])
+    )
     assert not plain._sampler._multivariate and not plain._sampler._group
 
 
@@ -321,3 +328,37 @@ def test_resuming_a_finished_search_says_so_and_changes_nothing(tmp_path, capsys
     assert f"the search in {out} finished" in err and "nothing changed" in err
     assert {p.name: (p.stat().st_mtime_ns, p.read_bytes()) for p in out.iterdir()} == before
     assert os.listdir(out) == list(before)
+
+
+def test_best_so_far_marks_where_the_seeded_trials_end(tmp_path):
+    from seqlab.tune.report import best_so_far
+
+    def trial(arch: str, seeded: bool, reported_at: list[float], val_r2: list[float]) -> dict:
+        epochs = list(range(1, len(val_r2) + 1))
+        return {"architecture": arch, "seeded": seeded, "reported_at": reported_at, "val_r2": val_r2,
+                "epoch": epochs, "val_rmse": [1.0] * len(epochs)}  # fmt: skip
+
+    curves = [
+        trial("GRU", True, [1.0, 3.0], [0.5, 0.7]),
+        trial("LSTM", True, [2.0], [0.6]),
+        trial("GRU", False, [4.0, 5.0], [0.65, 0.75]),
+    ]
+    progress = best_so_far(curves)
+    assert progress["best"] == [0.5, 0.6, 0.7, 0.7, 0.75]
+    assert progress["seed_end"] == 3 and progress["seeded_best"] == 0.7 and progress["final"] == 0.75
+    assert best_so_far([{"epoch": [1], "val_rmse": [1.0]}]) is None  # an older search without report times
+    files = write_report(tmp_path, {}, curves)
+    assert "best_so_far.png" in files
+    text = (tmp_path / "report.md").read_text()
+    assert "trial-epoch 3 of 5" in text and "(+0.050): the sampled trials kept improving" in text
+    assert "![best so far](best_so_far.png)" in text
+
+
+def test_the_default_sampler_is_gp_after_the_seeded_trials():
+    import optuna
+
+    from seqlab.tune.search import build_search
+
+    searcher, _ = build_search(load_config(TuneJobConfig, None, []))
+    assert isinstance(searcher._sampler, optuna.samplers.GPSampler)
+    assert searcher._sampler._n_startup_trials == 6

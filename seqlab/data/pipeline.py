@@ -88,11 +88,14 @@ def crawl_shard(sources: SourcesConfig, out_dir: str, print_progress: bool = Tru
     done, frontier = load_progress(out_dir)
     ranks = load_ranks(out_dir) if sources.focus is not None else None  # the order a focused crawl left
     hashes = load_content_hashes(out_dir)  # so a resumed crawl still spots duplicates of earlier pages
-    last = [0.0]
+    started = time.monotonic()
+    last = [started]
 
     def progress(stats) -> None:
+        # A line every 2 s at first, then a quarter of the time so far (at most 30 s): a short crawl shows
+        # its pace, and a long one (or a slow machine) does not fill a log with counters.
         now = time.monotonic()
-        if print_progress and now - last[0] >= 2.0:
+        if print_progress and now - last[0] >= min(30.0, max(2.0, 0.25 * (now - started))):
             last[0] = now
             print(f"[crawl] {stats}", flush=True)
 

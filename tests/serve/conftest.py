@@ -157,3 +157,29 @@ def deploy(serve_instance, artifacts):
         return url
 
     return _deploy
+
+
+@pytest.fixture
+def check_concurrent_scores():
+    """``check(url, scorer_dir, sentences)``: see :func:`_check_concurrent_scores`."""
+    return _check_concurrent_scores
+
+
+def _check_concurrent_scores(url: str, scorer_dir, sentences: list[str]) -> None:
+    """12 concurrent /v1/score requests each get exactly the library's scores of their own texts."""
+    import asyncio
+
+    import httpx
+
+    from seqlab.models import load_scorer
+
+    scorer = load_scorer(str(scorer_dir))
+    batches = [[sentences[i % len(sentences)], sentences[(i * 3) % len(sentences)]] for i in range(12)]
+
+    async def burst():
+        async with httpx.AsyncClient(base_url=url, timeout=60) as ac:
+            return await asyncio.gather(*(ac.post("/v1/score", json={"texts": b}) for b in batches))
+
+    for texts, resp in zip(batches, asyncio.run(burst()), strict=True):
+        assert resp.status_code == 200, resp.text
+        assert resp.json()["scores"] == pytest.approx(scorer.predict(texts), abs=1e-5)

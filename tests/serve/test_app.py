@@ -51,21 +51,10 @@ def test_score_round_trip_equals_the_library(client, artifacts, sentences):
     assert resp.headers["x-request-id"]
 
 
-def test_concurrent_score_requests_each_get_their_own_scores(url, artifacts, sentences):
-    import asyncio
-
-    from seqlab.models import load_scorer
-
-    scorer = load_scorer(str(artifacts["scorer"]))
-    batches = [[sentences[i % len(sentences)], sentences[(i * 3) % len(sentences)]] for i in range(12)]
-
-    async def burst():
-        async with httpx.AsyncClient(base_url=url, timeout=60) as ac:
-            return await asyncio.gather(*(ac.post("/v1/score", json={"texts": b}) for b in batches))
-
-    for texts, resp in zip(batches, asyncio.run(burst()), strict=True):
-        assert resp.status_code == 200
-        assert resp.json()["scores"] == pytest.approx(scorer.predict(texts), abs=1e-5)
+def test_concurrent_score_requests_each_get_their_own_scores(
+    url, artifacts, sentences, check_concurrent_scores
+):
+    check_concurrent_scores(url, artifacts["scorer"], sentences)
 
 
 def test_generate_greedy_matches_the_library(client, artifacts):

@@ -3,8 +3,6 @@ the same answers, batching, readiness and limits as the scorer deployment gives.
 
 from __future__ import annotations
 
-import asyncio
-
 import httpx
 import pytest
 
@@ -21,7 +19,7 @@ def url(deploy):
     serve.delete("inplace")
 
 
-def test_no_scorer_deployment_and_the_same_scores_batched(url, artifacts, sentences):
+def test_no_scorer_deployment_and_the_same_scores_batched(url, artifacts, sentences, check_concurrent_scores):
     from ray import serve
 
     from seqlab.models import load_scorer
@@ -29,16 +27,8 @@ def test_no_scorer_deployment_and_the_same_scores_batched(url, artifacts, senten
     deployments = serve.status().applications["inplace"].deployments
     assert set(deployments) == {"Ingress"}  # the scorer lives in the ingress replica
     assert httpx.get(f"{url}/readyz", timeout=30).status_code == 200
+    check_concurrent_scores(url, artifacts["scorer"], sentences)
     scorer = load_scorer(str(artifacts["scorer"]))
-    batches = [[sentences[i % len(sentences)], sentences[(i * 3) % len(sentences)]] for i in range(12)]
-
-    async def burst():
-        async with httpx.AsyncClient(base_url=url, timeout=60) as ac:
-            return await asyncio.gather(*(ac.post("/v1/score", json={"texts": b}) for b in batches))
-
-    for texts, resp in zip(batches, asyncio.run(burst()), strict=True):
-        assert resp.status_code == 200, resp.text
-        assert resp.json()["scores"] == pytest.approx(scorer.predict(texts), abs=1e-5)
     resp = httpx.post(
         f"{url}/v1/score", json={"texts": [sentences[0]], "return_normalized": True}, timeout=60
     )

@@ -156,11 +156,33 @@ def ray_head(tmp_path_factory):
         os.killpg(proc.pid, signal.SIGTERM)
         pytest.fail("the Ray head's job server did not come up within 120 s")
     yield RayHead(address, env, bin_dir)
+    # Serve first (the deploy test leaves its app up, as on a cluster): Serve stops its HAProxy; killing the
+    # head's processes would leave that HAProxy running, an orphan holding its ports.
+    subprocess.run(
+        [str(bin_dir / "serve"), "shutdown", "--address", address, "-y"],
+        capture_output=True,
+        env=env,
+        timeout=120,
+    )
     os.killpg(proc.pid, signal.SIGTERM)
     try:
         proc.wait(timeout=30)
     except subprocess.TimeoutExpired:
         os.killpg(proc.pid, signal.SIGKILL)
+    _stop_orphaned_haproxy(env.get("RAY_SERVE_HAPROXY_CONFIG_FILE_LOC"))
+
+
+def _stop_orphaned_haproxy(config_file: str | None) -> None:
+    """Kill, by process id, any HAProxy still running on this head's configuration folder."""
+    if not config_file:
+        return
+    from seqlab.bench.servers import psutil_module
+
+    psutil = psutil_module()
+    folder = os.path.dirname(config_file)
+    for proc in psutil.process_iter(["name", "cmdline"]):
+        if proc.info["name"] == "haproxy" and any(folder in arg for arg in proc.info["cmdline"] or ()):
+            proc.kill()
 
 
 def _signal_when(proc, ready, sig: int, timeout: float = 300) -> tuple[int, str]:

@@ -149,8 +149,6 @@ def _strip_colours_unless_terminal() -> None:
 def configure(level: int = logging.INFO) -> None:
     """seqlab's log format at ``level`` and the quieting above, for this process and the Rays it starts."""
     logging.basicConfig(level=level, format=FORMAT)
-    if not sys.stdout.isatty():  # Ray Data's progress bars are escape codes in a log file or a pipe
-        os.environ.setdefault("RAY_DATA_DISABLE_PROGRESS_BARS", "1")
     _strip_colours_unless_terminal()
     if _verbose():
         return
